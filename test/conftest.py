@@ -122,16 +122,13 @@ class World:
         return path
 
     def commit(self, repo, message="change", files=None):
-        """Commit `files` ({path: text}), or a line appended to a file named by message."""
-        files = files or {"file.txt": None}
+        """Commit `files` ({path: text}), by default a file named after the message
+        (so that independent commits merge without conflicts)."""
+        files = files or {re.sub(r"[^A-Za-z0-9]+", "-", message) + ".txt": message + "\n"}
         for rel, text in files.items():
             target = Path(repo) / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            if text is None:
-                with open(target, "a") as f:
-                    f.write(message + "\n")
-            else:
-                target.write_bytes(text if isinstance(text, bytes) else text.encode())
+            target.write_bytes(text if isinstance(text, bytes) else text.encode())
         self.git("add", "-A", cwd=repo)
         self.git("commit", "-q", "-m", message, cwd=repo)
         return self.rev(repo, "HEAD")
