@@ -84,10 +84,12 @@ class World:
     # running things
 
     def run(self, *cmd, cwd=None, ok=True, env=None, input=None, timeout=TIMEOUT):
-        """Run a command; with ok=True it must succeed, with ok=False it must fail."""
+        """Run a command; with ok=True it must succeed, with ok=False it must fail.
+        `env` adds variables, and removes those it maps to None."""
+        merged = {k: v for k, v in {**self.env, **(env or {})}.items() if v is not None}
         proc = subprocess.run([str(c) for c in cmd], cwd=cwd or self.tmp, text=True,
                               capture_output=True, input=input, timeout=timeout,
-                              env={**self.env, **(env or {})})
+                              env=merged)
         if ok is not None and (proc.returncode == 0) != ok:
             raise AssertionError(
                 f"{' '.join(map(str, cmd))} exited {proc.returncode}, expected "

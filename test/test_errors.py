@@ -1,0 +1,136 @@
+"""Failures: one clear line, a non-zero exit, no traceback, nothing half-written."""
+
+import socket
+import sys
+
+from s3server import SCOPED_PREFIX
+
+NO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None,
+                  "AWS_PROFILE": None, "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                  "AWS_CONFIG_FILE": "/nonexistent"}
+
+
+def fatal_line(result):
+    """The helper's one fatal line; and no traceback anywhere."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("fatal:")]
+    assert lines, result.stderr
+    return lines[0]
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_missing_bucket(world):
+    work = world.repo()
+    url = "s3://no-such-bucket-for-git-remote-s3/repo"
+    push = world.git("push", url, "main", cwd=work, ok=False)
+    assert fatal_line(push) == "fatal: bucket 'no-such-bucket-for-git-remote-s3' does not exist"
+    clone = world.git("clone", url, world.tmp / "c", ok=False)
+    assert "does not exist" in fatal_line(clone)
+
+
+def test_access_denied_names_the_operation_and_the_key(world):
+    if "scoped" not in world.server.keys:
+        return  # an external endpoint without a prefix-scoped identity
+    key, secret = world.server.keys["scoped"]
+    env = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
+    denied = world.git("ls-remote", world.url, ok=False, env=env)
+    assert fatal_line(denied) == (
+        f"fatal: access denied: GetObject on '{world.url}/manifest.json'")
+    # The same identity works inside its own prefix.
+    work = world.repo(remote=False)
+    scoped = f"s3://{world.server.bucket}/{SCOPED_PREFIX}/{world.prefix}"
+    world.git("push", "-q", scoped, "main", cwd=work, env=env)
+    world.git("ls-remote", scoped, env=env)
+
+
+def test_no_credentials(world):
+    denied = world.git("ls-remote", world.url, ok=False, env=NO_CREDENTIALS)
+    assert fatal_line(denied).startswith("fatal: no AWS credentials found")
+
+
+def test_unknown_profile(world):
+    url = world.url.replace("s3://", "s3://nobody@")
+    denied = world.git("ls-remote", url, ok=False, env={"AWS_CONFIG_FILE": "/nonexistent"})
+    assert fatal_line(denied) == "fatal: AWS profile 'nobody' is not configured"
+
+
+def test_wrong_secret_and_unknown_key(world):
+    wrong = world.git("ls-remote", world.url, ok=False,
+                      env={"AWS_SECRET_ACCESS_KEY": "not-the-secret"})
+    assert "rejected the AWS secret access key" in fatal_line(wrong)
+    unknown = world.git("ls-remote", world.url, ok=False,
+                        env={"AWS_ACCESS_KEY_ID": "NOSUCHKEY00000000000"})
+    assert "does not know this AWS access key id" in fatal_line(unknown)
+
+
+def test_unreachable_endpoint_gives_up_after_bounded_retries(world):
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    failed = world.git("ls-remote", world.url, ok=False, timeout=120,
+                       env={"AWS_ENDPOINT_URL_S3": endpoint, "AWS_MAX_ATTEMPTS": "3"})
+    assert fatal_line(failed).startswith("fatal: cannot reach the S3 endpoint")
+    assert endpoint in failed.stderr
+
+
+def test_read_only_credentials_cannot_push_and_write_nothing(world):
+    if "reader" not in world.server.keys:
+        return  # an external endpoint without a read-only identity
+    work = world.repo()
+    world.git("push", "-q", "origin", "main", cwd=work)
+    before = world.snapshot()
+    world.commit(work, "not allowed")
+    key, secret = world.server.keys["reader"]
+    env = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
+    world.git("ls-remote", "origin", cwd=work, env=env)  # reading is allowed
+    push = world.git("push", "origin", "main", cwd=work, ok=False, env=env)
+    assert fatal_line(push).startswith("fatal: access denied: PutObject on ")
+    assert world.snapshot() == before
+
+
+def test_malformed_urls_and_bucket_names(world):
+    cases = {
+        "s3://": "is not a valid S3 bucket name",
+        "s3://Bad_Bucket/repo": "'Bad_Bucket' is not a valid S3 bucket name",
+        "s3://ok-bucket//double": "is not a valid prefix",
+        "s3://ok-bucket/a/../b": "is not a valid prefix",
+        "s3://@ok-bucket/repo": "empty profile name",
+    }
+    for url, message in cases.items():
+        result = world.git("ls-remote", url, ok=False)
+        assert message in fatal_line(result), url
+
+
+def test_temporary_files_are_removed_after_success_and_failure(world):
+    work = world.repo(commits=2)
+    world.git("push", "-q", "origin", "main", cwd=work)
+    copy = world.clone("copy")
+    world.commit(work, "more")
+    world.git("push", "-q", "origin", "main", cwd=work)
+    world.git("fetch", "-q", cwd=copy)
+    world.commit(copy, "diverged")
+    world.git("push", "origin", "main", cwd=copy, ok=False)  # rejected
+    world.git("push", "origin", "HEAD:refs/heads/other", cwd=copy, ok=False,
+              env={"AWS_SECRET_ACCESS_KEY": "wrong"})
+    for repo in (work, copy):
+        state = repo / ".git" / "s3" / "origin"
+        assert not state.exists() or list(state.iterdir()) == []
+
+
+def test_helper_explains_itself_when_run_by_hand(world):
+    usage = world.run("git-remote-s3", ok=False)
+    assert usage.stderr.startswith("usage: git-remote-s3 <remote> <url>")
+    helped = world.run("git-remote-s3", "--help")
+    assert "s3://[profile@]bucket[/prefix]" in helped.stdout
+    assert "GIT_TEST_S3_KILL_AT" in helped.stdout
+
+
+def test_missing_boto3_is_one_line(world):
+    from conftest import ROOT
+    result = world.run(sys.executable, "-S", "-I", ROOT / "git-remote-s3", "origin",
+                       world.url, ok=False)
+    assert result.stderr == "fatal: boto3 is not installed (pip install boto3)\n"
