@@ -1,0 +1,76 @@
+"""Pure functions of the helper: URL parsing, manifest parsing, compaction decisions."""
+
+import random
+
+import pytest
+
+
+def test_urls_parse_into_profile_bucket_and_prefix(helper_module):
+    url = helper_module.S3Url("s3://team@my-bucket/a/b/c/")
+    assert (url.scheme, url.profile, url.bucket, url.prefix) == ("s3", "team", "my-bucket",
+                                                                 "a/b/c")
+    assert url.key("manifest.json") == "a/b/c/manifest.json"
+    root = helper_module.S3Url("s3+zip://my.bucket")
+    assert (root.scheme, root.profile, root.prefix) == ("s3+zip", None, "")
+    assert root.key("manifest.json") == "manifest.json"
+
+
+@pytest.mark.parametrize("text", ["http://bucket/x", "s3:/bucket", "s3://ab", "s3://UPPER",
+                                  "s3://-dash", "s3://a..b", "s3://192.168.1.1/x",
+                                  "s3://bucket/a//b", "s3://bucket/./x", "s3://@bucket"])
+def test_malformed_urls_are_refused(helper_module, text):
+    with pytest.raises(helper_module.BadUrl):
+        helper_module.S3Url(text)
+
+
+def test_manifest_round_trips_and_rejects_what_it_cannot_trust(helper_module):
+    m = helper_module
+    sha = "a" * 40
+    manifest = m.Manifest(refs={"refs/heads/main": sha}, head="refs/heads/main",
+                          bundles=[m.BundleEntry(f"bundles/{'b' * 64}.bundle", 10,
+                                                 {"refs/heads/main": sha})])
+    again = m.Manifest.parse(manifest.dump(), "x")
+    assert again == manifest
+    assert again.known_objects() == {sha}
+    for broken in (b"[]", b'{"format": 1}', manifest.dump().replace(b"refs/heads/main\"",
+                                                                    b"main\"", 1),
+                   manifest.dump().replace(b"bundles/", b"../", 1),
+                   manifest.dump().replace(b'"format": 1', b'"format": "one"')):
+        with pytest.raises(m.ManifestError):
+            m.Manifest.parse(broken, "x")
+
+
+def push_one(m, bundles, size):
+    """The bundle list after a push of `size` bytes, as the helper composes it."""
+    start = m.compaction_start(bundles, size, lambda b: True)
+    merged = sum(b.size for b in bundles[start:])
+    return bundles[:start] + ([m.BundleEntry("k", merged, {})] if merged else []) + [
+        m.BundleEntry("k", size, {})]
+
+
+def test_compaction_keeps_few_bundles_and_the_newest_push_separate(helper_module):
+    m = helper_module
+    rng = random.Random(7)
+    big_first = [100_000_000] + [rng.randint(200, 5000) for _ in range(3000)]
+    for sizes in (big_first, [1000] * 3000, [rng.randint(1, 10**6) for _ in range(3000)]):
+        bundles, most = [], 0
+        for size in sizes:
+            bundles = push_one(m, bundles, size)
+            most = max(most, len(bundles))
+            assert bundles[-1].size == size  # a fetch one push behind gets just that push
+        assert most <= 16
+
+
+def test_a_small_push_onto_a_large_history_merges_nothing(helper_module):
+    m = helper_module
+    bundles = push_one(m, push_one(m, [], 100_000_000), 2_000)
+    assert [b.size for b in bundles] == [100_000_000, 2_000]
+
+
+def test_compaction_never_absorbs_a_bundle_the_pusher_cannot_rebuild(helper_module):
+    m = helper_module
+    bundles = [m.BundleEntry(f"k{i}", 100, {}) for i in range(5)]
+    assert m.compaction_start(bundles, 100, lambda b: True) == 0
+    assert m.compaction_start(bundles, 100, lambda b: b.key != "k1") == 2
+    # Absorbing a single bundle would only rename it: nothing merges.
+    assert m.compaction_start(bundles, 100, lambda b: b.key != "k3") == 5
