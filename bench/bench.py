@@ -1,0 +1,281 @@
+"""make bench: git-remote-s3 against its lower bounds, measured in the same run.
+
+For a ~10 MB and a ~100 MB repository (deterministic, built from the installed Python
+standard library's sources), compare a push/clone/fetch through s3:// on a local
+SeaweedFS with the same operation against a local `file://` bare repository (git's
+own cost), and report bytes moved, storage, ls-remote with 20,000 unrelated objects
+under the prefix, and the helper's peak RSS. Targets are printed beside each figure.
+"""
+
+import concurrent.futures
+import os
+import random
+import shutil
+import string
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "test"))
+from s3server import LocalS3  # noqa: E402
+
+DATE = "1700000000 +0000"
+SIZES = {"10 MB": 1.4, "100 MB": 14}  # generations of the standard library (~7 MB each)
+
+
+# ---------------------------------------------------------------------------
+# Building deterministic repositories from real text
+
+def stdlib_sources():
+    std = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in std.rglob("*.py") if "site-packages" not in p.parts)
+    return [(p.relative_to(std), p.read_bytes()) for p in files]
+
+
+def cipher(generation):
+    """A letter substitution per generation: text that compresses like source code,
+    but shares nothing with other generations for git's deltas to find."""
+    if generation == 0:
+        return None
+    rng = random.Random(generation)
+    lower = list(string.ascii_lowercase)
+    rng.shuffle(lower)
+    table = bytes.maketrans(string.ascii_lowercase.encode(), "".join(lower).encode())
+    return table
+
+
+def build_repo(path, generations, env):
+    sources = stdlib_sources()
+    run(["git", "init", "-q", "-b", "main", str(path)], env)
+    whole, part = int(generations), generations - int(generations)
+    for g in range(whole + (1 if part else 0)):
+        table = cipher(g)
+        count = len(sources) if g < whole else int(len(sources) * part)
+        for batch in range(4):  # each generation lands in four commits
+            for rel, text in sources[batch * count // 4:(batch + 1) * count // 4]:
+                target = path / "src" / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(text.translate(table) if table else text)
+            run(["git", "add", "-A"], env, cwd=path)
+            run(["git", "commit", "-q", "-m", f"generation {g} part {batch}"], env, cwd=path)
+    run(["git", "gc", "-q"], env, cwd=path)
+
+
+def add_commit(repo, env, name):
+    (repo / f"{name}.txt").write_text(f"{name}\n" * 20)
+    run(["git", "add", "-A"], env, cwd=repo)
+    run(["git", "commit", "-q", "-m", name], env, cwd=repo)
+
+
+# ---------------------------------------------------------------------------
+# Measuring
+
+def run(cmd, env, cwd=None):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench: {' '.join(map(str, cmd))} failed:\n{proc.stderr}")
+    return proc.stdout
+
+
+def best_of(count, cmd, env, leaves):
+    """The fastest of `count` runs of a command that creates the directory `leaves`."""
+    times = []
+    for _ in range(count):
+        shutil.rmtree(leaves, ignore_errors=True)
+        times.append(timed(cmd, env))
+    return min(times)
+
+
+def timed(cmd, env, cwd=None):
+    start = time.monotonic()
+    run(cmd, env, cwd)
+    return time.monotonic() - start
+
+
+def pack_bytes(repo, env, tip, exclude):
+    """What `git push` sends for tip ^exclude: a thin pack, as send-pack makes it."""
+    revs = f"{tip}\n" + (f"^{exclude}\n" if exclude else "")
+    proc = subprocess.run(["git", "pack-objects", "--stdout", "--thin", "--revs",
+                           "--delta-base-offset", "-q"], cwd=repo, env=env,
+                          input=revs.encode(), capture_output=True)
+    return len(proc.stdout)
+
+
+def dir_bytes(path):
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+class Bucket:
+    def __init__(self, server):
+        key, secret = server.keys["admin"]
+        self.s3 = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
+                               aws_access_key_id=key, aws_secret_access_key=secret)
+        self.bucket = server.bucket
+
+    def sizes(self, prefix):
+        sizes, token = {}, {}
+        while True:
+            page = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix + "/", **token)
+            sizes.update({o["Key"]: (o["Size"], o["ETag"]) for o in page.get("Contents", [])})
+            if not page.get("IsTruncated"):
+                return sizes
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def written_since(self, prefix, before):
+        """Bytes of objects created or replaced since the `before` listing."""
+        return sum(size for key, (size, etag) in self.sizes(prefix).items()
+                   if before.get(key, (0, None))[1] != etag)
+
+    def fill(self, prefix, count):
+        def put(i):
+            self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}/lfs/{i:064x}", Body=b"x")
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(put, range(count)))
+
+
+class Report:
+    def __init__(self):
+        self.rows = []
+
+    def row(self, what, git_file, s3, target=""):
+        self.rows.append((what, git_file, s3, target))
+        print(f"  {what:<44} {git_file:>14} {s3:>14}  {target}", flush=True)
+
+
+def fmt_s(seconds):
+    return f"{seconds:.2f} s"
+
+
+def fmt_b(n):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def verdict(ok):
+    return "ok" if ok else "MISSED"
+
+
+# ---------------------------------------------------------------------------
+
+def bench_size(label, generations, work, env, bucket, report):
+    print(f"\n{label} repository", flush=True)
+    source = work / f"src-{label.split()[0]}"
+    build_repo(source, generations, env)
+    packed = dir_bytes(source / ".git" / "objects" / "pack")
+    print(f"  (built: {packed / 1e6:.1f} MB packed, "
+          f"{run(['git', 'rev-list', '--count', 'HEAD'], env, cwd=source).strip()} commits)")
+    prefix = f"bench-{label.split()[0]}-{os.getpid()}"
+    url = f"s3://{bucket.bucket}/{prefix}"
+    bare = work / f"bare-{label.split()[0]}.git"
+    run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], env)
+    file_url = f"file://{bare}"
+
+    t_file = timed(["git", "push", "-q", file_url, "main"], env, cwd=source)
+    t_s3 = timed(["git", "push", "-q", url, "main"], env, cwd=source)
+    report.row(f"initial push ({label})", fmt_s(t_file), fmt_s(t_s3),
+               f"{t_s3 / t_file:.2f}x")
+
+    old = run(["git", "rev-parse", "HEAD"], env, cwd=source).strip()
+    add_commit(source, env, "one more commit")
+    new = run(["git", "rev-parse", "HEAD"], env, cwd=source).strip()
+    sent = pack_bytes(source, env, new, old)
+    before = bucket.sizes(prefix)
+    t_file = timed(["git", "push", "-q", file_url, "main"], env, cwd=source)
+    t_s3 = timed(["git", "push", "-q", url, "main"], env, cwd=source)
+    uploaded = bucket.written_since(prefix, before)
+    manifest = bucket.sizes(prefix)[f"{prefix}/manifest.json"][0]
+    report.row("one-commit push: time", fmt_s(t_file), fmt_s(t_s3))
+    report.row("one-commit push: bytes up", fmt_b(sent), fmt_b(uploaded),
+               f"target < 2x + manifest: {verdict(uploaded < 2 * sent + manifest)}")
+
+    clone_file, clone_s3 = work / f"clone-file-{label[:3]}", work / f"clone-s3-{label[:3]}"
+    rss_mark = rss_count(env)
+    t_file = best_of(3, ["git", "clone", "-q", "--no-local", file_url, str(clone_file)], env,
+                     clone_file)
+    t_s3 = best_of(3, ["git", "clone", "-q", url, str(clone_s3)], env, clone_s3)
+    down_file = dir_bytes(clone_file / ".git" / "objects" / "pack")
+    down_s3 = sum(size for key, (size, _) in bucket.sizes(prefix).items()
+                  if "/bundles/" in key or key.endswith("manifest.json"))
+    report.row("clone: time (best of 3)", fmt_s(t_file), fmt_s(t_s3),
+               f"{t_s3 / t_file:.2f}x, target <= 1.3x: {verdict(t_s3 <= 1.3 * t_file)}")
+    report.row("clone: bytes down", fmt_b(down_file), fmt_b(down_s3))
+    clone_rss = max_rss_since(env, rss_mark)
+
+    add_commit(source, env, "fetch me")
+    run(["git", "push", "-q", file_url, "main"], env, cwd=source)
+    run(["git", "push", "-q", url, "main"], env, cwd=source)
+    t_file = timed(["git", "fetch", "-q"], env, cwd=clone_file)
+    t_s3 = timed(["git", "fetch", "-q"], env, cwd=clone_s3)
+    report.row("one-commit fetch: time", fmt_s(t_file), fmt_s(t_s3))
+
+    for i in range(5):
+        run(["git", "branch", "-f", f"branch{i}", "main"], env, cwd=source)
+    branches = [f"branch{i}" for i in range(5)]
+    run(["git", "push", "-q", file_url, *branches], env, cwd=source)
+    run(["git", "push", "-q", url, *branches], env, cwd=source)
+    run(["git", "gc", "-q"], env, cwd=bare)
+    stored = sum(size for key, (size, _) in bucket.sizes(prefix).items() if "/lfs/" not in key)
+    report.row("storage after 5 branches of that history", fmt_b(dir_bytes(bare / "objects")),
+               fmt_b(stored))
+
+    t_before = min(timed(["git", "ls-remote", url], env) for _ in range(3))
+    bucket.fill(prefix, 20_000)
+    t_after = min(timed(["git", "ls-remote", url], env) for _ in range(3))
+    report.row("ls-remote: plain / +20,000 lfs objects", fmt_s(t_before), fmt_s(t_after),
+               f"target independent: {verdict(t_after < 1.5 * t_before + 0.05)}")
+    report.row("helper peak RSS (clone)", "", f"{clone_rss / 1024:.0f} MiB",
+               f"target < 150 MiB: {verdict(clone_rss < 150 * 1024)}")
+    report.row("helper peak RSS (whole run)", "", f"{max_rss_since(env, 0) / 1024:.0f} MiB",
+               f"target < 150 MiB: {verdict(max_rss_since(env, 0) < 150 * 1024)}")
+    for path in (source, bare, clone_file, clone_s3):
+        shutil.rmtree(path)
+
+
+def rss_count(env):
+    log = Path(env["BENCH_RSS_LOG"])
+    return len(log.read_text().split()) if log.exists() else 0
+
+
+def max_rss_since(env, mark):
+    values = [int(v) for v in Path(env["BENCH_RSS_LOG"]).read_text().split()[mark:]]
+    return max(values, default=0)
+
+
+def main():
+    work = Path(tempfile.mkdtemp(prefix="git-remote-s3-bench-"))
+    bin_dir = work / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "git-remote-s3"
+    wrapper.write_text(f"#!{sys.executable}\n" + (ROOT / "bench" / "rss_helper.py").read_text())
+    wrapper.chmod(0o755)
+    try:
+        with LocalS3() as server:
+            env = {**os.environ, **server.env(),
+                   "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+                   "BENCH_HELPER": str(ROOT / "git-remote-s3"),
+                   "BENCH_RSS_LOG": str(work / "rss.log"),
+                   "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+                   "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
+                   "GIT_AUTHOR_DATE": DATE, "GIT_COMMITTER_DATE": DATE,
+                   "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(work)}
+            bucket = Bucket(server)
+            print(f"  {'':<44} {'git file://':>14} {'git-remote-s3':>14}  target")
+            report = Report()
+            for label, generations in SIZES.items():
+                if os.environ.get("BENCH_ONLY") and os.environ["BENCH_ONLY"] != label:
+                    continue
+                bench_size(label, generations, work, env, bucket, report)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
