@@ -123,6 +123,12 @@ class World:
             self.git("remote", "add", "origin", self.url, cwd=path)
         return path
 
+    def published(self, commits=1):
+        """A repository pushed to our URL (main tracks origin/main) and a clone of it."""
+        work = self.repo(commits=commits)
+        self.git("push", "-q", "-u", "origin", "main", cwd=work)
+        return work, self.clone("copy")
+
     def commit(self, repo, message="change", files=None):
         """Commit `files` ({path: text}), by default a file named after the message
         (so that independent commits merge without conflicts)."""

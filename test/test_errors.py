@@ -106,9 +106,7 @@ def test_malformed_urls_and_bucket_names(world):
 
 
 def test_temporary_files_are_removed_after_success_and_failure(world):
-    work = world.repo(commits=2)
-    world.git("push", "-q", "origin", "main", cwd=work)
-    copy = world.clone("copy")
+    work, copy = world.published(commits=2)
     world.commit(work, "more")
     world.git("push", "-q", "origin", "main", cwd=work)
     world.git("fetch", "-q", cwd=copy)

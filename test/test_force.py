@@ -5,9 +5,7 @@ import subprocess
 
 def diverge(world):
     """A remote main and a local main that have each moved on from a shared commit."""
-    work = world.repo()
-    world.git("push", "-q", "-u", "origin", "main", cwd=work)
-    other = world.clone("other")
+    work, other = world.published()
     theirs = world.commit(other, "their change")
     world.git("push", "-q", "origin", "main", cwd=other)
     return work, other, theirs
@@ -120,11 +118,11 @@ def test_atomic_push_updates_all_refs_or_none(world):
 
 
 def test_atomic_is_enforced_by_the_helper_too(world):
-    work, _, _ = diverge(world)
+    work, other, _ = diverge(world)
     world.git("branch", "feature", cwd=work)
     helper, _ = start_helper_and_list(world, work)
-    world.commit(world.tmp / "other", "lands after the listing")
-    world.git("push", "-q", "origin", "main", cwd=world.tmp / "other")
+    world.commit(other, "lands after the listing")
+    world.git("push", "-q", "origin", "main", cwd=other)
     out, _ = helper.communicate("option atomic true\npush refs/heads/main:refs/heads/main\n"
                                 "push refs/heads/feature:refs/heads/feature\n\n",
                                 timeout=120)

@@ -27,9 +27,7 @@ def test_ls_remote_is_one_get_whatever_else_is_under_the_prefix(world):
 
 
 def test_fetch_downloads_only_the_bundle_it_lacks(world):
-    work = world.repo(commits=3)
-    world.git("push", "-q", "origin", "main", cwd=work)
-    copy = world.clone("copy")
+    work, copy = world.published(commits=3)
     world.commit(work, "one more")
     world.git("push", "-q", "origin", "main", cwd=work)
     newest = world.manifest()["bundles"][-1]["key"]
