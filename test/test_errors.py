@@ -34,6 +34,14 @@ def test_missing_bucket(world):
     assert "does not exist" in fatal_line(clone)
 
 
+def test_tracing_adds_the_traceback_and_keeps_the_line(world):
+    traced = world.git("ls-remote", "s3://no-such-bucket-for-git-remote-s3/repo", ok=False,
+                       env={"GIT_REMOTE_S3_TRACE": "1"})
+    assert "Traceback (most recent call last)" in traced.stderr
+    assert traced.stderr.rstrip().endswith(
+        "fatal: bucket 'no-such-bucket-for-git-remote-s3' does not exist")
+
+
 def test_access_denied_names_the_operation_and_the_key(world):
     if "scoped" not in world.server.keys:
         return  # an external endpoint without a prefix-scoped identity

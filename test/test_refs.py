@@ -71,3 +71,12 @@ def test_clone_b_checks_out_the_named_branch(world):
     copy = world.clone("copy", None, "-b", "release")
     assert world.rev(copy, "HEAD") == release
     assert world.git("branch", "--show-current", cwd=copy).stdout.strip() == "release"
+
+
+def test_any_revision_can_be_pushed_to_a_new_ref(world):
+    work = world.repo(commits=3)
+    world.git("push", "-q", "origin", "HEAD~2:refs/heads/old", "HEAD:refs/tags/now", cwd=work)
+    refs = world.remote_refs()
+    assert refs["refs/heads/old"] == world.rev(work, "HEAD~2")
+    assert refs["refs/tags/now"] == world.rev(work, "HEAD")
+    assert world.manifest()["head"] == "refs/heads/old"

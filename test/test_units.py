@@ -74,3 +74,16 @@ def test_compaction_never_absorbs_a_bundle_the_pusher_cannot_rebuild(helper_modu
     assert m.compaction_start(bundles, 100, lambda b: b.key != "k1") == 2
     # Absorbing a single bundle would only rename it: nothing merges.
     assert m.compaction_start(bundles, 100, lambda b: b.key != "k3") == 5
+
+
+@pytest.mark.parametrize("name", ["main", "refs/heads/a b", "refs/heads/x\n0 refs/heads/evil",
+                                  "refs/heads/a..b", "refs/heads/a.lock", "refs/heads/a/",
+                                  "refs/heads/.hidden", "refs/heads/a~1", "refs/heads/a:b",
+                                  "refs/heads/a@{1}", "refs//x"])
+def test_manifest_refuses_ref_names_git_would_refuse(helper_module, name):
+    # Ref names go verbatim into the protocol and into bundle headers.
+    m = helper_module
+    manifest = m.Manifest(refs={name: "a" * 40})
+    with pytest.raises(m.ManifestError):
+        m.Manifest.parse(manifest.dump(), "x")
+    assert m.REF_NAME.match("refs/heads/feature/ünï-1.0")

@@ -1,0 +1,23 @@
+"""`make install` puts a working helper on PATH under both of git's names."""
+
+import os
+import sys
+
+from conftest import ROOT
+
+
+def test_make_install_gives_git_a_working_helper(world):
+    prefix = world.tmp / "prefix"
+    world.run("make", "-C", ROOT, "install", f"PREFIX={prefix}")
+    installed = prefix / "bin"
+    assert os.access(installed / "git-remote-s3", os.X_OK)
+    assert os.readlink(installed / "git-remote-s3+zip") == "git-remote-s3"
+
+    # Only the installed copy on PATH (and a python3 with boto3).
+    env = {"PATH": os.pathsep.join([str(installed), os.path.dirname(sys.executable),
+                                    "/usr/local/bin", "/usr/bin", "/bin"])}
+    work = world.repo()
+    world.git("push", "-q", "origin", "main", cwd=work, env=env)
+    zipped = world.url.replace("s3://", "s3+zip://")
+    world.git("clone", "-q", zipped, world.tmp / "copy", env=env)
+    assert world.rev(world.tmp / "copy", "HEAD") == world.rev(work, "HEAD")
