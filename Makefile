@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PREFIX ?= $(HOME)/.local
 BIN := $(VENV)/bin
-SCRIPTS := git-remote-s3
+SCRIPTS := git-remote-s3 lfs-s3-py
 
-.PHONY: test demo bench install sync-shared venv
+.PHONY: test demo bench install sync-shared venv git-lfs
 
 # A venv with boto3, pytest and SeaweedFS (the S3 server the tests start).
 $(BIN)/pytest: test/requirements.txt
@@ -16,7 +16,16 @@ $(BIN)/pytest: test/requirements.txt
 
 venv: $(BIN)/pytest
 
-test: venv
+# The LFS tests need git-lfs: installed with apt-get when we are root, else we say how.
+git-lfs:
+	@command -v git-lfs >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git-lfs >/dev/null; \
+	  else \
+	    echo "make: git-lfs is missing; install it (apt-get install git-lfs, or https://git-lfs.com) to run the LFS tests" >&2; \
+	  fi; }
+
+test: venv git-lfs
 	$(BIN)/pytest -q test
 
 demo: venv
