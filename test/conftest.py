@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -50,10 +51,11 @@ def s3server():
 
 @pytest.fixture(scope="session")
 def helper_bin(tmp_path_factory):
-    """A PATH entry with the helper under both names git looks for."""
+    """A PATH entry with the helper under both names git looks for, and the agent."""
     bin_dir = tmp_path_factory.mktemp("bin")
     for name in ("git-remote-s3", "git-remote-s3+zip"):
         (bin_dir / name).symlink_to(ROOT / "git-remote-s3")
+    (bin_dir / "lfs-s3-py").symlink_to(ROOT / "lfs-s3-py")
     return bin_dir
 
 
@@ -187,6 +189,17 @@ class World:
 @pytest.fixture
 def world(s3server, tmp_path, helper_bin, request):
     return World(s3server, tmp_path, helper_bin, request.node.name)
+
+
+@pytest.fixture
+def lfs(world):
+    """git-lfs set up in the test's HOME, as `git lfs install` does for a user."""
+    if shutil.which("git-lfs") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("git-lfs is not installed (make test installs it)")
+        pytest.skip("git-lfs is not installed")
+    world.git("lfs", "install", "--skip-repo")
+    return world
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,300 @@
+"""lfs-s3-py with real git-lfs: objects at <prefix>/lfs/<oid>, usable right after clone."""
+
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+
+
+def lfs_repo(world, name="work", files=None, install=True):
+    """A repository tracking *.bin with git-lfs, with `files` committed."""
+    repo = world.repo(name)
+    if install:
+        world.run("lfs-s3-py", "install", cwd=repo)
+    world.git("lfs", "track", "*.bin", cwd=repo)
+    world.commit(repo, "large files", {".gitattributes": (repo / ".gitattributes").read_text(),
+                                       **(files or {"data.bin": os.urandom(100_000)})})
+    return repo
+
+
+def oid_of(content):
+    return hashlib.sha256(content).hexdigest()
+
+
+def lfs_keys(world, prefix=None):
+    return [k for k in world.keys(prefix) if k.startswith("lfs/")]
+
+
+def run_agent(world, repo, *events, args=()):
+    """Drive lfs-s3-py as git-lfs does; returns the JSON messages it sent back."""
+    lines = "".join(json.dumps(e) + "\n" for e in events) + '{"event": "terminate"}\n'
+    out = world.run("lfs-s3-py", *args, cwd=repo, input=lines).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_push_stores_objects_at_prefix_lfs_oid_and_clone_checks_them_out(lfs):
+    world = lfs
+    small, large = os.urandom(50_000), os.urandom(3_000_000)
+    work = lfs_repo(world, files={"small.bin": small, "sub/large.bin": large})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    assert sorted(lfs_keys(world)) == sorted(f"lfs/{oid_of(c)}" for c in (small, large))
+
+    copy = world.clone("copy")
+    assert (copy / "small.bin").read_bytes() == small
+    assert (copy / "sub" / "large.bin").read_bytes() == large
+    assert world.git("lfs", "fsck", cwd=copy).returncode == 0
+
+
+def test_clone_keeps_lfs_settings_the_user_already_has(lfs, helper_bin):
+    world = lfs
+    content = os.urandom(10_000)
+    work = lfs_repo(world, files={"a.bin": content})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    world.git("config", "--global", "lfs.customtransfer.lfs-s3-py.path",
+              str(helper_bin / "lfs-s3-py"))
+    copy = world.clone("copy")
+    assert (copy / "a.bin").read_bytes() == content
+    local = world.git("config", "--local", "--list", cwd=copy).stdout
+    assert "lfs.customtransfer.lfs-s3-py.path" not in local
+    assert "standalonetransferagent=lfs-s3-py" in local
+
+
+def test_install_remote_scopes_the_agent_to_one_remote(lfs):
+    world = lfs
+    work = lfs_repo(world, install=False, files={"a.bin": os.urandom(20_000)})
+    bare = world.tmp / "elsewhere.git"
+    world.git("init", "-q", "--bare", bare)
+    world.git("remote", "add", "elsewhere", f"file://{bare}", cwd=work)
+    world.run("lfs-s3-py", "install", "--remote", "origin", cwd=work)
+
+    world.git("push", "-q", "elsewhere", "main", cwd=work)  # git-lfs's own file transfer
+    assert list((bare / "lfs" / "objects").rglob("*"))
+    assert lfs_keys(world) == []
+    world.git("push", "-q", "origin", "main", cwd=work)
+    assert len(lfs_keys(world)) == 1
+
+
+def test_plain_install_covers_every_s3_remote(lfs):
+    world = lfs
+    work = lfs_repo(world, install=False)
+    second = f"{world.url}-second"
+    world.git("remote", "add", "second", second, cwd=work)
+    out = world.run("lfs-s3-py", "install", cwd=work).stdout
+    assert "origin" in out and "second" in out
+    world.git("push", "-q", "second", "main", cwd=work)
+    assert len(lfs_keys(world, f"{world.prefix}-second")) == 1
+
+
+def test_lfs_only_use_keeps_code_elsewhere_and_large_files_on_s3(lfs):
+    world = lfs
+    bare = world.tmp / "code.git"
+    world.git("init", "-q", "--bare", bare)
+    work = world.repo(remote=False)
+    world.git("remote", "add", "origin", f"file://{bare}", cwd=work)
+    world.run("lfs-s3-py", "install", "--url", world.url, cwd=work)
+    content = os.urandom(30_000)
+    world.git("lfs", "track", "*.bin", cwd=work)
+    world.commit(work, "on s3", {"a.bin": content})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    assert lfs_keys(world) == [f"lfs/{oid_of(content)}"]
+    assert not (bare / "lfs").exists()
+
+    copy = world.tmp / "copy"
+    world.git("clone", "-q", f"file://{bare}", copy, env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    world.run("lfs-s3-py", "install", "--url", world.url, cwd=copy)
+    world.git("lfs", "pull", cwd=copy)
+    assert (copy / "a.bin").read_bytes() == content
+
+
+def test_lfs_url_from_lfsconfig_is_honoured(lfs):
+    world = lfs
+    content = os.urandom(5_000)
+    work = lfs_repo(world, files={"a.bin": content})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    plain = world.repo("plain", remote=False)
+    (plain / ".lfsconfig").write_text(f"[lfs]\n\turl = {world.url}\n")
+    oid = oid_of(content)
+    sent = run_agent(world, plain, {"event": "init", "operation": "download",
+                                    "remote": "origin", "concurrent": True},
+                     {"event": "download", "oid": oid, "size": len(content)})
+    assert sent[0] == {}
+    assert open(sent[-1]["path"], "rb").read() == content
+
+
+def test_git_lfs_pull_fetch_all_push_all_and_prune(lfs):
+    world = lfs
+    work = lfs_repo(world, files={"v1.bin": os.urandom(10_000)})
+    world.commit(work, "second version", {"v1.bin": os.urandom(10_000)})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    copy = world.tmp / "copy"
+    world.git("clone", "-q", world.url, copy, env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    assert (copy / "v1.bin").read_text().startswith("version https://git-lfs")
+    world.git("lfs", "pull", cwd=copy)
+    assert (copy / "v1.bin").read_bytes() == (work / "v1.bin").read_bytes()
+    world.git("lfs", "fetch", "--all", cwd=copy)
+    assert len(world.git("lfs", "ls-files", "--all", cwd=copy).stdout.splitlines()) == 2
+
+    second = f"{world.url}-copy"
+    world.git("remote", "add", "second", second, cwd=copy)
+    world.run("lfs-s3-py", "install", "--remote", "second", cwd=copy)
+    world.git("lfs", "push", "--all", "second", cwd=copy)
+    assert len(lfs_keys(world, f"{world.prefix}-copy")) == 2
+    world.git("lfs", "prune", cwd=copy)
+
+
+def test_upload_skips_an_object_already_on_the_bucket(lfs):
+    world = lfs
+    content = os.urandom(40_000)
+    first = lfs_repo(world, "first", files={"same.bin": content})
+    world.git("push", "-q", "origin", "main", cwd=first)
+    key = f"{world.prefix}/lfs/{oid_of(content)}"
+    before = world.s3.head_object(Bucket=world.server.bucket, Key=key)["LastModified"]
+    second = lfs_repo(world, "second", files={"same.bin": content, "x.txt": "other\n"})
+    world.run("lfs-s3-py", "enable-debug", cwd=second)
+    world.git("push", "-q", "origin", "main:refs/heads/second", cwd=second)
+    log = (second / ".git" / "lfs" / "tmp" / "lfs-s3-py.log").read_text()
+    assert f"{oid_of(content)} is already on the bucket" in log
+    assert "PutObject" not in log and "ListObjects" not in log
+    assert world.s3.head_object(Bucket=world.server.bucket, Key=key)["LastModified"] == before
+
+
+def test_large_files_go_up_in_parallel_parts_and_come_back_verified(lfs):
+    world = lfs
+    content = os.urandom(40 * 1024 * 1024)
+    work = lfs_repo(world, files={"huge.bin": content})
+    world.run("lfs-s3-py", "enable-debug", cwd=work)
+    world.git("push", "-q", "origin", "main", cwd=work)
+    log = (work / ".git" / "lfs" / "tmp" / "lfs-s3-py.log").read_text()
+    assert log.count("s3: UploadPart s3://") == 5
+    assert "CompleteMultipartUpload" in log and "IfNoneMatch=*" in log
+    copy = world.clone("copy")
+    assert (copy / "huge.bin").read_bytes() == content
+
+
+def test_debug_log_goes_to_the_real_gitdir_and_can_be_turned_off(lfs):
+    world = lfs
+    work = lfs_repo(world)
+    worktree = world.tmp / "worktree"
+    world.git("worktree", "add", "-q", "-b", "side", worktree, cwd=work)
+    world.run("lfs-s3-py", "enable-debug", cwd=worktree)
+    world.commit(worktree, "from the worktree", {"w.bin": os.urandom(1000)})
+    world.git("push", "-q", "origin", "side", cwd=worktree)
+    log = work / ".git" / "lfs" / "tmp" / "lfs-s3-py.log"
+    assert "PutObject" in log.read_text()
+
+    world.run("lfs-s3-py", "disable-debug", cwd=work)
+    size = log.stat().st_size
+    world.commit(work, "quiet", {"q.bin": os.urandom(1000)})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    assert log.stat().st_size == size
+
+
+def test_uninstall_removes_what_install_wrote(lfs):
+    world = lfs
+    work = lfs_repo(world)
+    before = world.git("config", "--local", "--list", cwd=work).stdout
+    world.run("lfs-s3-py", "install", "--url", f"{world.url}/other", cwd=work)
+    world.run("lfs-s3-py", "enable-debug", cwd=work)
+    world.run("lfs-s3-py", "uninstall", cwd=work)
+    after = world.git("config", "--local", "--list", cwd=work).stdout
+    assert "lfs-s3-py" not in after and "s3://" not in after.replace(world.url + "\n", "")
+    assert [line for line in after.splitlines() if line.startswith("lfs.")] == [
+        line for line in before.splitlines()
+        if line.startswith("lfs.") and "lfs-s3-py" not in line and "locksverify" not in line]
+
+
+def test_help_and_usage(lfs):
+    world = lfs
+    helped = world.run("lfs-s3-py", "--help").stdout
+    assert "lfs-s3-py install --remote NAME" in helped and "enable-debug" in helped
+    bad = world.run("lfs-s3-py", "install", "--remote", ok=False)
+    assert bad.stderr.startswith("fatal: usage: lfs-s3-py install")
+    outside = world.run("lfs-s3-py", "install", ok=False, cwd=world.tmp)
+    assert outside.stderr == "fatal: not in a git repository\n"
+    no_s3 = world.repo("no-s3", remote=False)
+    refused = world.run("lfs-s3-py", "install", ok=False, cwd=no_s3)
+    assert "has no s3:// remote" in refused.stderr
+
+
+# Failures: per object, inside the complete event, and shown by git-lfs.
+
+def test_a_corrupted_object_is_detected_and_never_checked_out(lfs):
+    world = lfs
+    content = os.urandom(20_000)
+    work = lfs_repo(world, files={"a.bin": content})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    world.put(f"lfs/{oid_of(content)}", os.urandom(len(content)))  # same size, other bytes
+    copy = world.tmp / "copy"
+    world.git("clone", "-q", world.url, copy, env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    pulled = world.git("lfs", "pull", cwd=copy, ok=False)
+    assert f"object {oid_of(content)}" in pulled.stderr and "is corrupt" in pulled.stderr
+    assert (copy / "a.bin").read_text().startswith("version https://git-lfs")
+    assert os.listdir(copy / ".git" / "lfs" / "tmp") == []
+
+
+def test_a_missing_object_names_the_oid_and_the_key(lfs):
+    world = lfs
+    content = os.urandom(20_000)
+    work = lfs_repo(world, files={"a.bin": content})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    world.s3.delete_object(Bucket=world.server.bucket,
+                           Key=f"{world.prefix}/lfs/{oid_of(content)}")
+    copy = world.tmp / "copy"
+    world.git("clone", "-q", world.url, copy, env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    pulled = world.git("lfs", "pull", cwd=copy, ok=False)
+    assert f"object {oid_of(content)} is not on the bucket" in pulled.stderr
+    assert f"{world.url}/lfs/{oid_of(content)}" in pulled.stderr
+
+
+def test_an_invalid_oid_is_rejected_before_any_file_or_key_is_touched(lfs):
+    world = lfs
+    work = lfs_repo(world)
+    before = world.snapshot()
+    sent = run_agent(world, work,
+                     {"event": "init", "operation": "upload", "remote": "origin"},
+                     {"event": "upload", "oid": "../../escape", "size": 5,
+                      "path": str(work / "data.bin")},
+                     {"event": "download", "oid": "A" * 64, "size": 5})
+    assert [m.get("error", {}).get("message", "") for m in sent[1:]] == [
+        "invalid object id '../../escape'", f"invalid object id '{'A' * 64}'"]
+    assert world.snapshot() == before
+    assert not (work / ".git" / "lfs" / "tmp").exists() or \
+        os.listdir(work / ".git" / "lfs" / "tmp") == []
+
+
+@pytest.mark.parametrize("case", ["read-only", "missing bucket", "no credentials"])
+def test_s3_failures_reach_the_user_through_git_lfs(lfs, case):
+    world = lfs
+    work = lfs_repo(world, files={"a.bin": os.urandom(10_000)})
+    env, expected = {}, ""
+    if case == "read-only":
+        if "reader" not in world.server.keys:
+            pytest.skip("the endpoint has no read-only identity")
+        key, secret = world.server.keys["reader"]
+        env = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
+        expected = "access denied: "
+    elif case == "missing bucket":
+        world.git("remote", "set-url", "origin", "s3://no-such-bucket-for-lfs/x", cwd=work)
+        world.run("lfs-s3-py", "install", cwd=work)
+        expected = "bucket 'no-such-bucket-for-lfs' does not exist"
+    else:
+        env = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None,
+               "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent"}
+        expected = "no AWS credentials found"
+    pushed = world.git("lfs", "push", "origin", "main", cwd=work, ok=False, env=env)
+    assert expected in pushed.stderr
+    assert "Traceback" not in pushed.stderr
+    assert lfs_keys(world) == []
+
+
+def test_many_files_with_concurrent_agents(lfs):
+    world = lfs
+    files = {f"f{i:02d}.bin": os.urandom(5_000 + i) for i in range(40)}
+    work = lfs_repo(world, files=files)
+    world.git("config", "lfs.concurrenttransfers", "8", cwd=work)
+    world.git("push", "-q", "origin", "main", cwd=work)
+    assert len(lfs_keys(world)) == 40
+    copy = world.clone("copy")
+    assert all((copy / name).read_bytes() == data for name, data in files.items())
