@@ -4,7 +4,10 @@ For a ~10 MB and a ~100 MB repository (deterministic, built from the installed P
 standard library's sources), compare a push/clone/fetch through s3:// on a local
 SeaweedFS with the same operation against a local `file://` bare repository (git's
 own cost), and report bytes moved, storage, ls-remote with 20,000 unrelated objects
-under the prefix, and the helper's peak RSS. Targets are printed beside each figure.
+under the prefix, and the helper's peak RSS. Then git-lfs through lfs-s3-py: push and
+fetch of 100 files of 1 MB and of 2 files of 200 MB, beside raw boto3 transfers of the
+same files (the network's cost). Targets are printed beside each figure.
+BENCH_ONLY="10 MB" | "100 MB" | "lfs" runs one part.
 """
 
 import concurrent.futures
@@ -27,6 +30,8 @@ from s3server import LocalS3  # noqa: E402
 
 DATE = "1700000000 +0000"
 SIZES = {"10 MB": 1.4, "100 MB": 14}  # generations of the standard library (~7 MB each)
+LFS_SETS = {"100 files of 1 MB": {f"f{i:03d}.bin": 2**20 for i in range(100)},
+            "2 files of 200 MB": {"a.bin": 200 * 2**20, "b.bin": 200 * 2**20}}
 
 
 # ---------------------------------------------------------------------------
@@ -131,6 +136,14 @@ class Bucket:
         """Bytes of objects created or replaced since the `before` listing."""
         return sum(size for key, (size, etag) in self.sizes(prefix).items()
                    if before.get(key, (0, None))[1] != etag)
+
+    def cleared(self, prefix, measure, *args, **kwargs):
+        """Run measure(...) with nothing under `prefix` on the bucket first."""
+        keys = list(self.sizes(prefix))
+        for start in range(0, len(keys), 1000):
+            self.s3.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": k} for k in keys[start:start + 1000]]})
+        return measure(*args, **kwargs)
 
     def fill(self, prefix, count):
         def put(i):
@@ -239,6 +252,66 @@ def bench_size(label, generations, work, env, bucket, report):
         shutil.rmtree(path)
 
 
+def bench_lfs(name, files, work, env, bucket, report):
+    """git lfs push / fetch of `files` ({name: size}) against boto3 doing the same."""
+    print(f"\nLFS: {name}", flush=True)
+    rng = random.Random(name)
+    repo = work / f"lfs-{len(files)}"
+    run(["git", "init", "-q", "-b", "main", str(repo)], env)
+    run(["git", "lfs", "track", "*.bin"], env, cwd=repo)
+    for file, size in files.items():
+        (repo / file).write_bytes(rng.randbytes(size))
+    run(["git", "add", "-A"], env, cwd=repo)
+    run(["git", "commit", "-q", "-m", "large files"], env, cwd=repo)
+    total = sum(files.values())
+    prefix = f"bench-lfs-{len(files)}-{os.getpid()}"
+    run(["git", "remote", "add", "origin", f"s3://{bucket.bucket}/{prefix}"], env, cwd=repo)
+    run(["lfs-s3-py", "install", "--quiet"], env, cwd=repo)
+
+    paths = [repo / file for file in files]
+    # Best of three, starting each run from nothing on the bucket / nothing local.
+    t_raw_up = min(bucket.cleared(f"{prefix}-raw", raw_transfer, "upload", paths,
+                                  bucket.bucket, f"{prefix}-raw", env) for _ in range(3))
+    t_push = min(bucket.cleared(f"{prefix}/lfs", timed, ["git", "lfs", "push", "origin",
+                                                          "main"], env, cwd=repo)
+                 for _ in range(3))
+    run(["git", "push", "-q", "origin", "main"], env, cwd=repo)  # the commits; LFS is there
+    report.row("push: raw boto3 / git lfs push", rate(total, t_raw_up), rate(total, t_push),
+               f"{t_raw_up / t_push:.0%} of raw, target >= 70%: "
+               f"{verdict(t_raw_up / t_push >= 0.7)}")
+
+    copy = work / f"lfs-copy-{len(files)}"
+    run(["git", "clone", "-q", f"s3://{bucket.bucket}/{prefix}", str(copy)],
+        {**env, "GIT_LFS_SKIP_SMUDGE": "1"})
+    down = work / "raw-down"
+    t_raw_down = min(emptied(down, raw_transfer, "download", [down / p.name for p in paths],
+                             bucket.bucket, f"{prefix}-raw", env) for _ in range(3))
+    t_fetch = min(emptied(copy / ".git" / "lfs" / "objects", timed,
+                          ["git", "lfs", "fetch", "origin", "main"], env, cwd=copy)
+                  for _ in range(3))
+    report.row("fetch: raw boto3 / git lfs fetch", rate(total, t_raw_down),
+               rate(total, t_fetch), f"{t_raw_down / t_fetch:.0%} of raw, target >= 70%: "
+               f"{verdict(t_raw_down / t_fetch >= 0.7)}")
+    for path in (repo, copy, down):
+        shutil.rmtree(path)
+
+
+def emptied(directory, measure, *args, **kwargs):
+    """Run measure(...) with `directory` empty first."""
+    shutil.rmtree(directory, ignore_errors=True)
+    Path(directory).mkdir(parents=True)
+    return measure(*args, **kwargs)
+
+
+def raw_transfer(direction, paths, bucket, prefix, env):
+    return timed([sys.executable, str(ROOT / "bench" / "raw_transfer.py"), direction, bucket,
+                  prefix, *map(str, paths)], env)
+
+
+def rate(nbytes, seconds):
+    return f"{nbytes / seconds / 2**20:.0f} MiB/s"
+
+
 def rss_count(env):
     log = Path(env["BENCH_RSS_LOG"])
     return len(log.read_text().split()) if log.exists() else 0
@@ -256,6 +329,7 @@ def main():
     wrapper = bin_dir / "git-remote-s3"
     wrapper.write_text(f"#!{sys.executable}\n" + (ROOT / "bench" / "rss_helper.py").read_text())
     wrapper.chmod(0o755)
+    (bin_dir / "lfs-s3-py").symlink_to(ROOT / "lfs-s3-py")
     try:
         with LocalS3() as server:
             env = {**os.environ, **server.env(),
@@ -269,10 +343,15 @@ def main():
             bucket = Bucket(server)
             print(f"  {'':<44} {'git file://':>14} {'git-remote-s3':>14}  target")
             report = Report()
+            only = os.environ.get("BENCH_ONLY")
             for label, generations in SIZES.items():
-                if os.environ.get("BENCH_ONLY") and os.environ["BENCH_ONLY"] != label:
-                    continue
-                bench_size(label, generations, work, env, bucket, report)
+                if not only or only == label:
+                    bench_size(label, generations, work, env, bucket, report)
+            if not only or only == "lfs":
+                run(["git", "lfs", "install", "--skip-repo"], env)
+                print(f"\n  {'':<44} {'raw boto3':>14} {'lfs-s3-py':>14}  target")
+                for name, files in LFS_SETS.items():
+                    bench_lfs(name, files, work, env, bucket, report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -220,12 +220,41 @@ def test_help_and_usage(lfs):
 
 # Failures: per object, inside the complete event, and shown by git-lfs.
 
-def test_a_corrupted_object_is_detected_and_never_checked_out(lfs):
+def test_the_agent_reports_progress_then_completes(lfs):
+    world = lfs
+    content = os.urandom(20 * 1024 * 1024)  # several parts, so several progress events
+    work = lfs_repo(world, files={"big.bin": content})
+    path = work / ".git" / "lfs" / "objects" / oid_of(content)[:2] / oid_of(content)[2:4] / \
+        oid_of(content)
+    sent = run_agent(world, work, {"event": "init", "operation": "upload", "remote": "origin"},
+                     {"event": "upload", "oid": oid_of(content), "size": len(content),
+                      "path": str(path), "action": None})
+    progress = [m for m in sent if m.get("event") == "progress"]
+    assert progress and sent.index(progress[-1]) < len(sent) - 1  # before complete
+    assert progress[-1]["bytesSoFar"] == len(content)
+    assert sum(m["bytesSinceLast"] for m in progress) == len(content)
+    assert sent[-1] == {"event": "complete", "oid": oid_of(content)}
+
+
+def test_init_fails_clearly_for_a_remote_without_an_s3_url(lfs):
+    world = lfs
+    plain = world.repo("plain", remote=False)
+    world.git("remote", "add", "origin", "https://example.invalid/repo.git", cwd=plain)
+    sent = run_agent(world, plain, {"event": "init", "operation": "download",
+                                    "remote": "origin"})
+    assert sent == [{"error": {"code": 32, "message": (
+        "remote 'origin' has no s3:// URL; run 'lfs-s3-py install --url "
+        "s3://bucket/prefix' to keep LFS on S3")}}]
+
+
+@pytest.mark.parametrize("damage", ["same size, other bytes", "truncated"])
+def test_a_corrupted_object_is_detected_and_never_checked_out(lfs, damage):
     world = lfs
     content = os.urandom(20_000)
     work = lfs_repo(world, files={"a.bin": content})
     world.git("push", "-q", "origin", "main", cwd=work)
-    world.put(f"lfs/{oid_of(content)}", os.urandom(len(content)))  # same size, other bytes
+    stored = os.urandom(len(content)) if damage == "same size, other bytes" else content[:-1]
+    world.put(f"lfs/{oid_of(content)}", stored)
     copy = world.tmp / "copy"
     world.git("clone", "-q", world.url, copy, env={"GIT_LFS_SKIP_SMUDGE": "1"})
     pulled = world.git("lfs", "pull", cwd=copy, ok=False)
