@@ -240,11 +240,31 @@ def test_init_fails_clearly_for_a_remote_without_an_s3_url(lfs):
     world = lfs
     plain = world.repo("plain", remote=False)
     world.git("remote", "add", "origin", "https://example.invalid/repo.git", cwd=plain)
+    oid = "a" * 64
     sent = run_agent(world, plain, {"event": "init", "operation": "download",
-                                    "remote": "origin"})
-    assert sent == [{"error": {"code": 32, "message": (
-        "remote 'origin' has no s3:// URL; run 'lfs-s3-py install --url "
-        "s3://bucket/prefix' to keep LFS on S3")}}]
+                                    "remote": "origin"},
+                     {"event": "download", "oid": oid, "size": 1})
+    assert sent == [
+        {"error": {"code": 32, "message": (
+            "remote 'origin' has no s3:// URL; run 'lfs-s3-py install --url "
+            "s3://bucket/prefix' to keep LFS on S3")}},
+        {"event": "complete", "oid": oid, "error": {
+            "code": 32, "message": "no s3:// URL: the agent's init failed"}}]
+
+
+def test_an_unreadable_local_file_fails_that_object_only(lfs):
+    world = lfs
+    work = lfs_repo(world)
+    content = b"present"
+    (work / "present.bin").write_bytes(content)
+    sent = run_agent(world, work, {"event": "init", "operation": "upload", "remote": "origin"},
+                     {"event": "upload", "oid": "b" * 64, "size": 3,
+                      "path": str(work / "gone.bin")},
+                     {"event": "upload", "oid": oid_of(content), "size": len(content),
+                      "path": str(work / "present.bin")})
+    assert "No such file or directory" in sent[1]["error"]["message"]
+    assert sent[-1] == {"event": "complete", "oid": oid_of(content)}
+    assert lfs_keys(world) == [f"lfs/{oid_of(content)}"]
 
 
 @pytest.mark.parametrize("damage", ["same size, other bytes", "truncated"])
