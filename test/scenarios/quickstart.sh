@@ -2,16 +2,7 @@
 # The README's quick start: push a repository to S3, clone it, push and pull a change.
 # Needs S3 credentials in the environment and S3_BUCKET; `make demo` runs it against a
 # local SeaweedFS server, test_scenarios.py under pytest.
-set -euo pipefail
-export PATH="$(cd "$(dirname "$0")/../.." && pwd):$PATH"
-export GIT_AUTHOR_NAME=${GIT_AUTHOR_NAME:-Demo} GIT_AUTHOR_EMAIL=${GIT_AUTHOR_EMAIL:-demo@example.com}
-export GIT_COMMITTER_NAME=$GIT_AUTHOR_NAME GIT_COMMITTER_EMAIL=$GIT_AUTHOR_EMAIL
-url="s3://${S3_BUCKET:?set S3_BUCKET to a bucket you may write}/${DEMO_PREFIX:-demo-$$}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-run() { printf '\n$ %s\n' "$*"; "$@" 2>&1; }
+. "$(dirname "$0")/walkthrough.bash"
 
 run git init -q -b main project
 cd project

@@ -1,16 +1,7 @@
 #!/usr/bin/env bash
 # The README's team walkthrough: two people push to one S3 remote; the second is told
 # to fetch first, pulls, and pushes; a tag and a feature branch travel too.
-set -euo pipefail
-export PATH="$(cd "$(dirname "$0")/../.." && pwd):$PATH"
-export GIT_AUTHOR_NAME=${GIT_AUTHOR_NAME:-Demo} GIT_AUTHOR_EMAIL=${GIT_AUTHOR_EMAIL:-demo@example.com}
-export GIT_COMMITTER_NAME=$GIT_AUTHOR_NAME GIT_COMMITTER_EMAIL=$GIT_AUTHOR_EMAIL
-url="s3://${S3_BUCKET:?set S3_BUCKET to a bucket you may write}/${DEMO_PREFIX:-team-$$}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-run() { printf '\n$ %s\n' "$*"; "$@" 2>&1; }
+. "$(dirname "$0")/walkthrough.bash"
 
 git init -q -b main alice
 cd alice
