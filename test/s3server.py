@@ -14,6 +14,7 @@ AWS_SECRET_ACCESS_KEY, S3_BUCKET), then stops the server.
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -166,6 +167,8 @@ def main(argv):
     if not argv:
         sys.stderr.write("usage: python test/s3server.py COMMAND [ARGS...]\n")
         return 2
+    # A SIGTERM (timeout, kill) unwinds like an exit, so the server is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with LocalS3() as server:
         return subprocess.run(argv, env={**os.environ, **server.env()}).returncode
 
