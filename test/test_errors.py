@@ -1,5 +1,6 @@
 """Failures: one clear line, a non-zero exit, no traceback, nothing half-written."""
 
+import json
 import socket
 import sys
 
@@ -142,3 +143,38 @@ def test_missing_boto3_is_one_line(world):
     result = world.run(sys.executable, "-S", "-I", ROOT / "git-remote-s3", "origin",
                        world.url, ok=False)
     assert result.stderr == "fatal: boto3 is not installed (pip install boto3)\n"
+
+
+def test_a_corrupt_bundle_fails_the_clone_with_one_line(world):
+    work = world.repo(commits=2)
+    world.git("push", "-q", "origin", "main", cwd=work)
+    key = world.manifest()["bundles"][0]["key"]
+    body = world.s3.get_object(Bucket=world.server.bucket,
+                               Key=f"{world.prefix}/{key}")["Body"].read()
+    header_end = body.index(b"\n\n") + 2
+    world.put(key, body[:header_end] + b"PACK" + b"\0" * (len(body) - header_end - 4))
+    cloned = world.git("clone", world.url, world.tmp / "copy", ok=False)
+    assert fatal_line(cloned) == ("fatal: git index-pack failed on a downloaded bundle "
+                                  "(pack version 0 unsupported)")
+    assert cloned.stderr.count("fatal:") == 1
+
+
+def test_a_ref_the_bundles_do_not_hold_is_reported(world):
+    work = world.repo()
+    world.git("push", "-q", "origin", "main", cwd=work)
+    manifest = world.manifest()
+    manifest["refs"]["refs/heads/ghost"] = "1" * 40
+    world.put("manifest.json", json.dumps(manifest))
+    fetched = world.git("clone", "-b", "ghost", world.url, world.tmp / "copy", ok=False)
+    assert f"lack {'1' * 40}" in fatal_line(fetched)
+
+
+def test_helper_refuses_what_git_never_sends(world):
+    work = world.repo()
+    unknown = world.run("git-remote-s3", "origin", world.url, cwd=work, ok=False,
+                        input="bogus\n")
+    assert unknown.stderr == "fatal: unknown command 'bogus' from git\n"
+    missing = world.run("git-remote-s3", "origin", world.url, cwd=work, ok=False,
+                        input="push refs/heads/nope:refs/heads/nope\n\n")
+    assert missing.stderr == (
+        "fatal: 'refs/heads/nope' is not an object in the local repository\n")
