@@ -3,7 +3,10 @@
 import hashlib
 import json
 import os
-import subprocess
+import shutil
+import sys
+
+from conftest import ROOT
 
 import pytest
 
@@ -216,6 +219,36 @@ def test_help_and_usage(lfs):
     no_s3 = world.repo("no-s3", remote=False)
     refused = world.run("lfs-s3-py", "install", ok=False, cwd=no_s3)
     assert "has no s3:// remote" in refused.stderr
+    world.git("remote", "add", "hub", "https://example.invalid/repo.git", cwd=no_s3)
+    not_s3 = world.run("lfs-s3-py", "install", "--remote", "hub", ok=False, cwd=no_s3)
+    assert not_s3.stderr.startswith("fatal: remote 'hub' is not an s3:// remote")
+    unknown = world.run("lfs-s3-py", "frobnicate", ok=False)
+    assert unknown.stderr == "fatal: unknown command 'frobnicate' (see lfs-s3-py --help)\n"
+
+
+def test_install_without_git_lfs_says_how_to_get_it(world, tmp_path):
+    only_git = tmp_path / "only-git"
+    only_git.mkdir()
+    (only_git / "git").symlink_to(shutil.which("git"))
+    work = world.repo()
+    env = {"PATH": os.pathsep.join([str(only_git), os.path.dirname(sys.executable)])}
+    refused = world.run(sys.executable, ROOT / "lfs-s3-py", "install", cwd=work,
+                        ok=False, env=env)
+    assert refused.stderr.startswith("fatal: git-lfs is not installed")
+
+
+def test_clone_warns_when_the_agent_cannot_be_set_up(lfs, tmp_path):
+    world = lfs
+    work = lfs_repo(world)
+    world.git("push", "-q", "origin", "main", cwd=work)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "lfs-s3-py").write_text("#!/bin/sh\necho 'fatal: no luck' >&2\nexit 128\n")
+    (broken / "lfs-s3-py").chmod(0o755)
+    env = {"PATH": f"{broken}{os.pathsep}{world.env['PATH']}",
+           "GIT_LFS_SKIP_SMUDGE": "1"}
+    cloned = world.git("clone", world.url, world.tmp / "copy", env=env)
+    assert "warning: git-lfs is not set up for 'origin': fatal: no luck" in cloned.stderr
 
 
 # Failures: per object, inside the complete event, and shown by git-lfs.
