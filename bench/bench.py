@@ -152,13 +152,8 @@ class Bucket:
             list(pool.map(put, range(count)))
 
 
-class Report:
-    def __init__(self):
-        self.rows = []
-
-    def row(self, what, git_file, s3, target=""):
-        self.rows.append((what, git_file, s3, target))
-        print(f"  {what:<44} {git_file:>14} {s3:>14}  {target}", flush=True)
+def report_row(what, first, second, target=""):
+    print(f"  {what:<44} {first:>14} {second:>14}  {target}", flush=True)
 
 
 def fmt_s(seconds):
@@ -178,7 +173,7 @@ def verdict(ok):
 
 # ---------------------------------------------------------------------------
 
-def bench_size(label, generations, work, env, bucket, report):
+def bench_size(label, generations, work, env, bucket):
     print(f"\n{label} repository", flush=True)
     source = work / f"src-{label.split()[0]}"
     build_repo(source, generations, env)
@@ -193,7 +188,7 @@ def bench_size(label, generations, work, env, bucket, report):
 
     t_file = timed(["git", "push", "-q", file_url, "main"], env, cwd=source)
     t_s3 = timed(["git", "push", "-q", url, "main"], env, cwd=source)
-    report.row(f"initial push ({label})", fmt_s(t_file), fmt_s(t_s3),
+    report_row(f"initial push ({label})", fmt_s(t_file), fmt_s(t_s3),
                f"{t_s3 / t_file:.2f}x")
 
     old = run(["git", "rev-parse", "HEAD"], env, cwd=source).strip()
@@ -205,8 +200,8 @@ def bench_size(label, generations, work, env, bucket, report):
     t_s3 = timed(["git", "push", "-q", url, "main"], env, cwd=source)
     uploaded = bucket.written_since(prefix, before)
     manifest = bucket.sizes(prefix)[f"{prefix}/manifest.json"][0]
-    report.row("one-commit push: time", fmt_s(t_file), fmt_s(t_s3))
-    report.row("one-commit push: bytes up", fmt_b(sent), fmt_b(uploaded),
+    report_row("one-commit push: time", fmt_s(t_file), fmt_s(t_s3))
+    report_row("one-commit push: bytes up", fmt_b(sent), fmt_b(uploaded),
                f"target < 2x + manifest: {verdict(uploaded < 2 * sent + manifest)}")
 
     clone_file, clone_s3 = work / f"clone-file-{label[:3]}", work / f"clone-s3-{label[:3]}"
@@ -217,9 +212,9 @@ def bench_size(label, generations, work, env, bucket, report):
     down_file = dir_bytes(clone_file / ".git" / "objects" / "pack")
     down_s3 = sum(size for key, (size, _) in bucket.sizes(prefix).items()
                   if "/bundles/" in key or key.endswith("manifest.json"))
-    report.row("clone: time (best of 3)", fmt_s(t_file), fmt_s(t_s3),
+    report_row("clone: time (best of 3)", fmt_s(t_file), fmt_s(t_s3),
                f"{t_s3 / t_file:.2f}x, target <= 1.3x: {verdict(t_s3 <= 1.3 * t_file)}")
-    report.row("clone: bytes down", fmt_b(down_file), fmt_b(down_s3))
+    report_row("clone: bytes down", fmt_b(down_file), fmt_b(down_s3))
     clone_rss = max_rss_since(env, rss_mark)
 
     add_commit(source, env, "fetch me")
@@ -227,7 +222,7 @@ def bench_size(label, generations, work, env, bucket, report):
     run(["git", "push", "-q", url, "main"], env, cwd=source)
     t_file = timed(["git", "fetch", "-q"], env, cwd=clone_file)
     t_s3 = timed(["git", "fetch", "-q"], env, cwd=clone_s3)
-    report.row("one-commit fetch: time", fmt_s(t_file), fmt_s(t_s3))
+    report_row("one-commit fetch: time", fmt_s(t_file), fmt_s(t_s3))
 
     for i in range(5):
         run(["git", "branch", "-f", f"branch{i}", "main"], env, cwd=source)
@@ -236,23 +231,23 @@ def bench_size(label, generations, work, env, bucket, report):
     run(["git", "push", "-q", url, *branches], env, cwd=source)
     run(["git", "gc", "-q"], env, cwd=bare)
     stored = sum(size for key, (size, _) in bucket.sizes(prefix).items() if "/lfs/" not in key)
-    report.row("storage after 5 branches of that history", fmt_b(dir_bytes(bare / "objects")),
+    report_row("storage after 5 branches of that history", fmt_b(dir_bytes(bare / "objects")),
                fmt_b(stored))
 
     t_before = min(timed(["git", "ls-remote", url], env) for _ in range(3))
     bucket.fill(prefix, 20_000)
     t_after = min(timed(["git", "ls-remote", url], env) for _ in range(3))
-    report.row("ls-remote: plain / +20,000 lfs objects", fmt_s(t_before), fmt_s(t_after),
+    report_row("ls-remote: plain / +20,000 lfs objects", fmt_s(t_before), fmt_s(t_after),
                f"target independent: {verdict(t_after < 1.5 * t_before + 0.05)}")
-    report.row("helper peak RSS (clone)", "", f"{clone_rss / 1024:.0f} MiB",
+    report_row("helper peak RSS (clone)", "", f"{clone_rss / 1024:.0f} MiB",
                f"target < 150 MiB: {verdict(clone_rss < 150 * 1024)}")
-    report.row("helper peak RSS (whole run)", "", f"{max_rss_since(env, 0) / 1024:.0f} MiB",
+    report_row("helper peak RSS (whole run)", "", f"{max_rss_since(env, 0) / 1024:.0f} MiB",
                f"target < 150 MiB: {verdict(max_rss_since(env, 0) < 150 * 1024)}")
     for path in (source, bare, clone_file, clone_s3):
         shutil.rmtree(path)
 
 
-def bench_lfs(name, files, work, env, bucket, report):
+def bench_lfs(name, files, work, env, bucket):
     """git lfs push / fetch of `files` ({name: size}) against boto3 doing the same."""
     print(f"\nLFS: {name}", flush=True)
     rng = random.Random(name)
@@ -277,7 +272,7 @@ def bench_lfs(name, files, work, env, bucket, report):
         lambda: bucket.cleared(f"{prefix}/lfs", timed, ["git", "lfs", "push", "origin",
                                                          "main"], env, cwd=repo))
     run(["git", "push", "-q", "origin", "main"], env, cwd=repo)  # the commits; LFS is there
-    report.row("push: raw boto3 / git lfs push", rate(total, t_raw_up), rate(total, t_push),
+    report_row("push: raw boto3 / git lfs push", rate(total, t_raw_up), rate(total, t_push),
                f"{t_raw_up / t_push:.0%} of raw, target >= 70%: "
                f"{verdict(t_raw_up / t_push >= 0.7)}")
 
@@ -290,7 +285,7 @@ def bench_lfs(name, files, work, env, bucket, report):
                         bucket.bucket, f"{prefix}-raw", env),
         lambda: emptied(copy / ".git" / "lfs" / "objects", timed,
                         ["git", "lfs", "fetch", "origin", "main"], env, cwd=copy))
-    report.row("fetch: raw boto3 / git lfs fetch", rate(total, t_raw_down),
+    report_row("fetch: raw boto3 / git lfs fetch", rate(total, t_raw_down),
                rate(total, t_fetch), f"{t_raw_down / t_fetch:.0%} of raw, target >= 70%: "
                f"{verdict(t_raw_down / t_fetch >= 0.7)}")
     for path in (repo, copy, down):
@@ -349,16 +344,15 @@ def main():
                    "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(work)}
             bucket = Bucket(server)
             print(f"  {'':<44} {'git file://':>14} {'git-remote-s3':>14}  target")
-            report = Report()
             only = os.environ.get("BENCH_ONLY")
             for label, generations in SIZES.items():
                 if not only or only == label:
-                    bench_size(label, generations, work, env, bucket, report)
+                    bench_size(label, generations, work, env, bucket)
             if not only or only == "lfs":
                 run(["git", "lfs", "install", "--skip-repo"], env)
                 print(f"\n  {'':<44} {'raw boto3':>14} {'lfs-s3-py':>14}  target")
                 for name, files in LFS_SETS.items():
-                    bench_lfs(name, files, work, env, bucket, report)
+                    bench_lfs(name, files, work, env, bucket)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from s3server import SCOPED_PREFIX
 
 NO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None,
                   "AWS_PROFILE": None, "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
@@ -45,7 +44,7 @@ def test_tracing_adds_the_traceback_and_keeps_the_line(world):
         "fatal: bucket 'no-such-bucket-for-git-remote-s3' does not exist")
 
 
-def test_access_denied_names_the_operation_and_the_key(world):
+def test_access_denied_names_the_operation_and_the_key(world, scoped_url):
     if "scoped" not in world.server.keys:
         pytest.skip("the endpoint has no prefix-scoped identity")
     key, secret = world.server.keys["scoped"]
@@ -55,9 +54,8 @@ def test_access_denied_names_the_operation_and_the_key(world):
         f"fatal: access denied: GetObject on '{world.url}/manifest.json'")
     # The same identity works inside its own prefix.
     work = world.repo(remote=False)
-    scoped = f"s3://{world.server.bucket}/{SCOPED_PREFIX}/{world.prefix}"
-    world.git("push", "-q", scoped, "main", cwd=work, env=env)
-    world.git("ls-remote", scoped, env=env)
+    world.git("push", "-q", scoped_url, "main", cwd=work, env=env)
+    world.git("ls-remote", scoped_url, env=env)
 
 
 def test_no_credentials(world):
