@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PREFIX ?= $(HOME)/.local
 BIN := $(VENV)/bin
-SCRIPTS := git-remote-s3 lfs-s3-py
+SCRIPTS := git-remote-s3 lfs-s3-py git-s3
 
 .PHONY: test demo bench install sync-shared venv git-lfs
 

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -51,11 +52,13 @@ def s3server():
 
 @pytest.fixture(scope="session")
 def helper_bin(tmp_path_factory):
-    """A PATH entry with the helper under both names git looks for, and the agent."""
+    """A PATH entry with the helper under both names git looks for, the LFS agent and
+    git-s3."""
     bin_dir = tmp_path_factory.mktemp("bin")
     for name in ("git-remote-s3", "git-remote-s3+zip"):
         (bin_dir / name).symlink_to(ROOT / "git-remote-s3")
-    (bin_dir / "lfs-s3-py").symlink_to(ROOT / "lfs-s3-py")
+    for name in ("lfs-s3-py", "git-s3"):
+        (bin_dir / name).symlink_to(ROOT / name)
     return bin_dir
 
 
@@ -101,6 +104,10 @@ class World:
 
     def git(self, *args, **kwargs):
         return self.run("git", *args, **kwargs)
+
+    def git_s3(self, *args, **kwargs):
+        """`git s3 ...`, found on PATH the way git finds it."""
+        return self.run("git", "s3", *args, **kwargs)
 
     def start_git(self, *args, cwd, env=None):
         """Start git in the background; finish it with finish()."""
@@ -211,3 +218,25 @@ def helper_module():
 def scoped_url(world):
     """A URL inside the prefix the 'scoped' identity may use."""
     return f"s3://{world.server.bucket}/{SCOPED_PREFIX}/{world.prefix}"
+
+
+def write_legacy_layout(world, repo, refs, head="refs/heads/main", prefix=None):
+    """Write `refs` ({ref: rev}, or {ref: [revs, oldest first]}) of `repo` the way
+    awslabs' git-remote-s3 stores them: `<prefix>/<ref>/<sha>.bundle` and `HEAD`."""
+    prefix = prefix or world.prefix
+    for ref, revs in refs.items():
+        for i, rev in enumerate([revs] if isinstance(revs, str) else revs):
+            if i:
+                time.sleep(1.1)  # LastModified has whole seconds: newest must be clear
+            sha = world.rev(repo, rev)
+            bundle = world.tmp / f"legacy-{sha}.bundle"
+            world.git("branch", "-f", "legacy-tmp", sha, cwd=repo)
+            world.git("bundle", "create", "-q", bundle, "legacy-tmp", cwd=repo)
+            # The bundle must name the real ref, as the old tool's did.
+            data = bundle.read_bytes().replace(b" refs/heads/legacy-tmp\n",
+                                               f" {ref}\n".encode(), 1)
+            world.s3.put_object(Bucket=world.server.bucket,
+                                Key=f"{prefix}/{ref}/{sha}.bundle", Body=data)
+            world.git("branch", "-D", "legacy-tmp", cwd=repo)
+    world.s3.put_object(Bucket=world.server.bucket, Key=f"{prefix}/HEAD",
+                        Body=head.encode())

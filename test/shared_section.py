@@ -1,7 +1,10 @@
-"""The S3 helper section shared verbatim by the three scripts.
+"""The sections shared verbatim between the scripts.
 
-`python test/shared_section.py` (make sync-shared) copies git-remote-s3's section into
-every other script that has the markers; test_shared.py checks they are identical.
+The S3 section (URL parsing, client, error translation) is in all three scripts; the
+repository section (manifest, bundles, fetching) is in git-remote-s3 and git-s3.
+git-remote-s3 holds the canonical copy of both. `python test/shared_section.py`
+(make sync-shared) copies them into every other script that has the markers;
+test_shared.py checks they are identical.
 """
 
 import sys
@@ -10,29 +13,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CANONICAL = "git-remote-s3"
 SCRIPTS = ("git-remote-s3", "lfs-s3-py", "git-s3")
-BEGIN, END = "# BEGIN SHARED S3 SECTION\n", "# END SHARED S3 SECTION\n"
+SECTIONS = {"S3": SCRIPTS, "REPOSITORY": ("git-remote-s3", "git-s3")}
 
 
-def section(text):
-    """The text between the markers, or None when a file has no section."""
-    if BEGIN not in text or END not in text:
+def markers(name):
+    return f"# BEGIN SHARED {name} SECTION\n", f"# END SHARED {name} SECTION\n"
+
+
+def section(text, name="S3"):
+    """The text between a section's markers, or None when a file has no such section."""
+    begin, end = markers(name)
+    if begin not in text or end not in text:
         return None
-    return text.split(BEGIN, 1)[1].split(END, 1)[0]
+    return text.split(begin, 1)[1].split(end, 1)[0]
 
 
-def scripts_with_section():
-    return {name: section((ROOT / name).read_text()) for name in SCRIPTS
-            if (ROOT / name).exists() and section((ROOT / name).read_text()) is not None}
+def scripts_with_section(name="S3"):
+    texts = {script: (ROOT / script).read_text() for script in SCRIPTS
+             if (ROOT / script).exists()}
+    return {script: section(text, name) for script, text in texts.items()
+            if section(text, name) is not None}
 
 
 def sync():
-    canonical = section((ROOT / CANONICAL).read_text())
-    for name, current in scripts_with_section().items():
-        if current != canonical:
-            text = (ROOT / name).read_text()
-            head, rest = text.split(BEGIN, 1)
-            (ROOT / name).write_text(head + BEGIN + canonical + END + rest.split(END, 1)[1])
-            print(f"updated the shared S3 section in {name}")
+    for name in SECTIONS:
+        begin, end = markers(name)
+        canonical = section((ROOT / CANONICAL).read_text(), name)
+        for script, current in scripts_with_section(name).items():
+            if current != canonical:
+                text = (ROOT / script).read_text()
+                head, rest = text.split(begin, 1)
+                (ROOT / script).write_text(head + begin + canonical + end +
+                                           rest.split(end, 1)[1])
+                print(f"updated the shared {name} section in {script}")
 
 
 if __name__ == "__main__":

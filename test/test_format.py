@@ -114,12 +114,12 @@ def test_manifest_of_a_newer_format_is_read_with_a_warning_but_never_written(wor
     world.git("push", "-q", "origin", "main", cwd=work)
     manifest = world.manifest()
     assert manifest["format"] == 1
-    manifest["format"] = 2
+    manifest["format"] = 3
     world.put("manifest.json", json.dumps(manifest))
     before = world.snapshot()
 
     listed = world.git("ls-remote", world.url)
-    assert "warning:" in listed.stderr and "manifest format 2" in listed.stderr
+    assert "warning:" in listed.stderr and "manifest format 3" in listed.stderr
     world.commit(work, "refused")
     refused = world.git("push", "origin", "main", cwd=work, ok=False)
     assert "fatal: refusing to write" in refused.stderr

@@ -34,7 +34,9 @@ def test_verbose_explains_every_s3_call(world):
     work = world.repo()
     pushed = world.git("push", "-v", "origin", "main", cwd=work)
     calls = re.findall(r"^s3: (\w+) s3://", pushed.stderr, re.M)
-    assert calls == ["GetObject", "PutObject", "PutObject"]  # manifest, bundle, manifest
+    # no manifest yet, so also the old layout's HEAD; then the bundle and the manifest
+    assert calls == ["GetObject", "GetObject", "PutObject", "PutObject"]
+    assert re.search(r"^s3: GetObject s3://\S+/HEAD$", pushed.stderr, re.M)
     assert re.search(r"^s3: PutObject s3://\S+/manifest.json IfNoneMatch=\*$",
                      pushed.stderr, re.M)
     fetched = world.git("ls-remote", world.url, env={"GIT_REMOTE_S3_VERBOSE": "1"})

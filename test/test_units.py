@@ -1,5 +1,6 @@
 """Pure functions of the helper: URL parsing, manifest parsing, compaction decisions."""
 
+import json
 import random
 
 import pytest
@@ -38,6 +39,19 @@ def test_manifest_round_trips_and_rejects_what_it_cannot_trust(helper_module):
                    manifest.dump().replace(b'"format": 1', b'"format": "one"')):
         with pytest.raises(m.ManifestError):
             m.Manifest.parse(broken, "x")
+
+
+def test_a_manifest_that_protects_a_branch_is_format_2(helper_module):
+    m = helper_module
+    manifest = m.Manifest(refs={"refs/heads/main": "a" * 40}, head="refs/heads/main")
+    assert json.loads(manifest.dump())["format"] == 1
+    manifest.protected = ["refs/heads/main"]
+    dumped = manifest.dump()
+    assert json.loads(dumped)["format"] == 2
+    assert m.Manifest.parse(dumped, "x").protected == ["refs/heads/main"]
+    for bad in (b'"refs/tags/v1"', b'"main"'):
+        with pytest.raises(m.ManifestError):
+            m.Manifest.parse(dumped.replace(b'"refs/heads/main"\n ]', bad + b"]"), "x")
 
 
 def push_one(m, bundles, size):
