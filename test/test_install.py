@@ -1,4 +1,5 @@
-"""`make install` puts a working helper on PATH under both of git's names."""
+"""`make install` puts a working helper on PATH under both of git's names, the LFS
+agent and git-s3."""
 
 import os
 import sys
@@ -21,3 +22,9 @@ def test_make_install_gives_git_a_working_helper(world):
     zipped = world.url.replace("s3://", "s3+zip://")
     world.git("clone", "-q", zipped, world.tmp / "copy", env=env)
     assert world.rev(world.tmp / "copy", "HEAD") == world.rev(work, "HEAD")
+    world.commit(world.tmp / "copy", "for CI")
+    world.git("push", "-q", zipped, "main", cwd=world.tmp / "copy", env=env)
+    assert "refs/heads/main/repo.zip" in world.keys()
+    shown = world.git("s3", "info", "origin", cwd=work, env=env)
+    assert "HEAD:       main" in shown.stdout
+    assert os.access(installed / "lfs-s3-py", os.X_OK)

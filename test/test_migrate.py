@@ -101,3 +101,13 @@ def test_migrate_without_any_repository_says_so(world):
     work = world.repo()
     missing = world.git_s3("migrate", "origin", cwd=work, ok=False)
     assert missing.stderr.strip() == f"fatal: there is no repository at '{world.url}'"
+
+
+def test_git_s3_commands_on_an_old_layout_point_to_migrate(world):
+    work = legacy_repository(world)
+    before = world.snapshot()
+    for args in (["info", "origin"], ["protect", "origin", "main"], ["gc", "origin"]):
+        refused = world.git_s3(*args, cwd=work, ok=False)
+        assert f"fatal: '{world.url}' is in the old bundle-per-ref layout" in refused.stderr
+        assert "hint: convert it with: git s3 migrate origin" in refused.stderr
+    assert world.snapshot() == before
