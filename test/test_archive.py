@@ -50,3 +50,14 @@ def test_a_plain_s3_remote_writes_no_zip_and_a_dry_run_none_either(world):
     zip_url = world.url.replace("s3://", "s3+zip://", 1)
     world.git("push", "-q", "--dry-run", zip_url, "main:other", cwd=work)
     assert not [k for k in world.keys() if k.endswith("repo.zip")]
+
+
+def test_a_ref_without_a_tree_gets_a_warning_and_the_push_still_lands(world):
+    work = world.repo()
+    blob = world.git("hash-object", "-w", "--stdin", cwd=work, input="just a blob\n")
+    world.git("tag", "blob-tag", blob.stdout.strip(), cwd=work)
+    zip_url = world.url.replace("s3://", "s3+zip://", 1)
+    pushed = world.git("push", zip_url, "main", "blob-tag", cwd=work)
+    assert "warning: no archive for 'refs/tags/blob-tag': git archive failed" in pushed.stderr
+    assert world.remote_refs()["refs/tags/blob-tag"] == blob.stdout.strip()
+    assert "refs/heads/main/repo.zip" in world.keys()
