@@ -138,3 +138,15 @@ def test_clones_and_pushes_during_gc_succeed_and_nothing_is_lost(world):
     final = world.clone("final")
     world.assert_fsck_clean(final)
     assert world.rev(final, "origin/r2") == pushed[-1]
+
+
+def test_deep_compares_each_bundle_header_with_the_manifest(world):
+    work, _ = world.published()
+    manifest = world.manifest()
+    bundle = manifest["bundles"][0]
+    bundle["tips"] = {"refs/heads/renamed": bundle["tips"]["refs/heads/main"]}
+    world.put("manifest.json", json.dumps(manifest))
+    assert "is healthy" in world.git_s3("doctor", "origin", cwd=work).stdout
+    deep = world.git_s3("doctor", "--deep", "origin", cwd=work, ok=False)
+    assert f"error: bundle '{bundle['key']}' names other tips than the manifest says" \
+        in deep.stdout
