@@ -150,3 +150,14 @@ def test_deep_compares_each_bundle_header_with_the_manifest(world):
     deep = world.git_s3("doctor", "--deep", "origin", cwd=work, ok=False)
     assert f"error: bundle '{bundle['key']}' names other tips than the manifest says" \
         in deep.stdout
+
+
+def test_keys_that_are_not_ours_are_named_and_never_removed(world):
+    work, _ = world.published()
+    world.put("notes/readme.txt", b"somebody else's file")
+    grace = {"GIT_TEST_S3_RETIRE_GRACE": "0"}
+    fixed = world.git_s3("doctor", "--fix", "origin", cwd=work, env=grace)
+    assert "unknown:   notes/readme.txt (not written by git-remote-s3; left alone)" \
+        in fixed.stdout
+    assert "is healthy" in fixed.stdout
+    assert "notes/readme.txt" in world.keys()
