@@ -116,6 +116,17 @@ def test_remote_head_is_the_first_branch_pushed_and_clone_checks_it_out(world):
     assert world.rev(main_copy, "HEAD") == world.rev(work, "main")
 
 
+def test_first_push_of_main_and_master_makes_main_head_as_everywhere_else(world):
+    # One rule for HEAD (main, else master, else the first branch by name), the same
+    # as doctor --fix, delete-branch and migrate use.
+    work = world.repo()
+    world.git("branch", "master", cwd=work)
+    world.git("push", "-q", "origin", "master", "main", cwd=work)
+    assert world.manifest()["head"] == "refs/heads/main"
+    copy = world.clone("copy")
+    assert world.git("symbolic-ref", "HEAD", cwd=copy).stdout.strip() == "refs/heads/main"
+
+
 def test_clone_of_an_empty_prefix_then_first_push_creates_the_remote(world):
     clone = world.git("clone", world.url, world.tmp / "empty")
     assert "You appear to have cloned an empty repository." in clone.stderr

@@ -1,4 +1,5 @@
-"""Pure functions of the helper: URL parsing, manifest parsing, compaction decisions."""
+"""Pure functions of the helper: URL parsing, manifest parsing, the HEAD rule, what a
+push writes, compaction decisions."""
 
 import json
 import random
@@ -20,7 +21,7 @@ def test_urls_parse_into_profile_bucket_and_prefix(helper_module):
                                   "s3://-dash", "s3://a..b", "s3://192.168.1.1/x",
                                   "s3://bucket/a//b", "s3://bucket/./x", "s3://@bucket"])
 def test_malformed_urls_are_refused(helper_module, text):
-    with pytest.raises(helper_module.BadUrl):
+    with pytest.raises(helper_module.S3Error, match="is not|empty profile"):
         helper_module.S3Url(text)
 
 
@@ -101,3 +102,41 @@ def test_manifest_refuses_ref_names_git_would_refuse(helper_module, name):
     with pytest.raises(m.ManifestError):
         m.Manifest.parse(manifest.dump(), "x")
     assert m.REF_NAME.match("refs/heads/feature/ünï-1.0")
+
+
+@pytest.mark.parametrize("branches, head", [
+    (["refs/heads/master", "refs/heads/main"], "refs/heads/main"),
+    (["refs/heads/zeta", "refs/heads/master"], "refs/heads/master"),
+    (["refs/heads/zeta", "refs/heads/alpha", "refs/tags/v1"], "refs/heads/alpha"),
+    (["refs/tags/v1"], None),
+])
+def test_one_rule_chooses_head_when_it_names_no_branch(helper_module, branches, head):
+    m = helper_module
+    manifest = m.Manifest(refs={name: "a" * 40 for name in branches}, head="refs/heads/gone")
+    manifest.choose_head()
+    assert manifest.head == head
+    manifest.refs["refs/heads/chosen"] = "b" * 40
+    manifest.head = "refs/heads/chosen"
+    manifest.choose_head()  # a HEAD that names a branch stays
+    assert manifest.head == "refs/heads/chosen"
+
+
+def test_next_manifest_moves_refs_and_replaces_bundles_without_touching_the_read_one(
+        helper_module):
+    m = helper_module
+
+    def entry(letter, size):
+        return m.BundleEntry(f"bundles/{letter * 64}.bundle", size, {})
+    read = m.Manifest(refs={"refs/heads/main": "a" * 40, "refs/heads/old": "a" * 40},
+                      head="refs/heads/old", bundles=[entry("a", 100), entry("b", 10)],
+                      retired=[{"key": entry("c", 0).key, "since": 0},
+                               {"key": entry("d", 0).key, "since": 2 ** 40}])
+    updates = [m.Update("x", "refs/heads/main", False, "b" * 40),
+               m.Update("", "refs/heads/old", False, None)]
+    new, expired = m.next_manifest(read, updates, 1, [entry("e", 15)])
+    assert new.refs == {"refs/heads/main": "b" * 40}
+    assert new.head == "refs/heads/main"  # HEAD's branch was deleted: the one rule
+    assert [b.key for b in new.bundles] == [entry("a", 0).key, entry("e", 0).key]
+    assert [r["key"] for r in new.retired] == [entry("d", 0).key, entry("b", 0).key]
+    assert expired == [entry("c", 0).key]  # its grace period is long over
+    assert read.refs["refs/heads/old"] == "a" * 40 and len(read.bundles) == 2
