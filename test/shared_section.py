@@ -1,12 +1,19 @@
 """The sections shared verbatim between the scripts.
 
-The S3 section (URL parsing, client, error translation) is in all three scripts; the
-repository section (manifest, bundles, fetching) is in git-remote-s3 and git-s3.
-git-remote-s3 holds the canonical copy of both. `python test/shared_section.py`
-(make sync-shared) copies them into every other script that has the markers;
-test_shared.py checks they are identical.
+The S3 section (URL parsing, client, errors, logging) is in all three scripts; the
+repository section (manifest, bundles, fetching, committing) is in git-remote-s3 and
+git-s3. git-remote-s3 holds the canonical copy of both: edit them there.
+`python test/shared_section.py` (make sync-shared) copies them into every other script
+that has the markers. It refuses to overwrite a copy that was edited, since that would
+silently erase the edit: a copy is untouched while it holds the text of the last commit
+(all copies are equal there: test_shared.py sees to it) or of the last sync (whose
+SHA-256 it keeps in the git dir). test_shared.py checks they are identical.
 """
 
+import difflib
+import hashlib
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,7 +30,7 @@ def markers(name):
 def section(text, name="S3"):
     """The text between a section's markers, or None when a file has no such section."""
     begin, end = markers(name)
-    if begin not in text or end not in text:
+    if text is None or begin not in text or end not in text:
         return None
     return text.split(begin, 1)[1].split(end, 1)[0]
 
@@ -35,17 +42,62 @@ def scripts_with_section(name="S3"):
             if section(text, name) is not None}
 
 
+def git(*args):
+    proc = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def digest(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def last_synced_file():
+    path = git("rev-parse", "--git-path", "shared-sections.json")
+    return (ROOT / path.strip()) if path else None
+
+
+def last_synced():
+    """{section name: SHA-256 of the text the last sync copied}."""
+    path = last_synced_file()
+    return json.loads(path.read_text()) if path and path.exists() else {}
+
+
+def edited_copy(script, name, current):
+    """The diff of an edit made in a non-canonical copy, or None when it is untouched."""
+    last = section(git("show", f"HEAD:{script}"), name)
+    if current == last or digest(current) == last_synced().get(name):
+        return None
+    return "".join(difflib.unified_diff(
+        (last or "").splitlines(True), current.splitlines(True),
+        f"{script} (last committed)", f"{script} (now)"))
+
+
 def sync():
+    refused = 0
+    synced = last_synced()
     for name in SECTIONS:
         begin, end = markers(name)
         canonical = section((ROOT / CANONICAL).read_text(), name)
         for script, current in scripts_with_section(name).items():
-            if current != canonical:
-                text = (ROOT / script).read_text()
-                head, rest = text.split(begin, 1)
-                (ROOT / script).write_text(head + begin + canonical + end +
-                                           rest.split(end, 1)[1])
-                print(f"updated the shared {name} section in {script}")
+            if current == canonical:
+                continue
+            edit = edited_copy(script, name, current)
+            if edit is not None:
+                sys.stderr.write(
+                    f"{edit}error: the shared {name} section of {script} was edited (diff "
+                    f"above); syncing would erase that. {CANONICAL} holds the canonical "
+                    f"copy: make the change there, undo it in {script} "
+                    f"(git checkout {script}), then run make sync-shared again\n")
+                refused += 1
+                continue
+            text = (ROOT / script).read_text()
+            head, rest = text.split(begin, 1)
+            (ROOT / script).write_text(head + begin + canonical + end + rest.split(end, 1)[1])
+            print(f"updated the shared {name} section in {script}")
+        synced[name] = digest(canonical)
+    if last_synced_file():
+        last_synced_file().write_text(json.dumps(synced))
+    return 1 if refused else 0
 
 
 if __name__ == "__main__":
