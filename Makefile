@@ -6,7 +6,7 @@ PREFIX ?= $(HOME)/.local
 BIN := $(VENV)/bin
 SCRIPTS := git-remote-s3 lfs-s3-py git-s3
 
-.PHONY: test demo bench install sync-shared venv git-lfs
+.PHONY: test lint demo bench install sync-shared venv git-lfs
 
 # A venv with boto3, pytest and SeaweedFS (the S3 server the tests start).
 $(BIN)/pytest: test/requirements.txt
@@ -25,8 +25,15 @@ git-lfs:
 	    echo "make: git-lfs is missing; install it (apt-get install git-lfs, or https://git-lfs.com) to run the LFS tests" >&2; \
 	  fi; }
 
-test: venv git-lfs
-	$(BIN)/pytest -q test
+# pyflakes reads the extension-less scripts when they are named: unused names fail.
+lint: venv
+	$(BIN)/pyflakes $(SCRIPTS) test bench
+
+# Two workers (each with its own S3 server) use both cores of a CI machine.
+TEST_WORKERS ?= 2
+
+test: venv git-lfs lint
+	$(BIN)/pytest -q -n $(TEST_WORKERS) test
 
 demo: venv
 	$(BIN)/python test/s3server.py bash test/scenarios/quickstart.sh

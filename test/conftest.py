@@ -3,6 +3,9 @@
 Every test gets `world`: an isolated HOME and git config, the helper on PATH, the S3
 server's credentials in the environment, and its own `s3://bucket/<prefix>` URL.
 Without a server (no `weed` binary) tests skip locally; under CI=true they fail.
+
+Tests marked `long` are the long forms of quicker ones (more rounds of the same race);
+they run under CI=true or with GIT_REMOTE_S3_LONG_TESTS=1, and are left out otherwise.
 """
 
 import importlib.machinery
@@ -11,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from s3server import LocalS3, SCOPED_PREFIX  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ("git-remote-s3", "lfs-s3-py", "git-s3")
 TIMEOUT = 300  # seconds for any one command: every test stops by itself
 
 
@@ -35,6 +38,20 @@ def load_script(name):
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     return module
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long: the long form of a test (CI runs it; "
+                            "GIT_REMOTE_S3_LONG_TESTS=1 make test does too)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("CI") == "true" or os.environ.get("GIT_REMOTE_S3_LONG_TESTS") == "1":
+        return
+    long = [item for item in items if item.get_closest_marker("long")]
+    if long:
+        config.hook.pytest_deselected(items=long)
+        items[:] = [item for item in items if item not in long]
 
 
 @pytest.fixture(scope="session")
@@ -92,9 +109,12 @@ class World:
         """Run a command; with ok=True it must succeed, with ok=False it must fail.
         `env` adds variables, and removes those it maps to None."""
         merged = {k: v for k, v in {**self.env, **(env or {})}.items() if v is not None}
-        proc = subprocess.run([str(c) for c in cmd], cwd=cwd or self.tmp, text=True,
-                              capture_output=True, input=input, timeout=timeout,
-                              env=merged)
+        started = subprocess.Popen([str(c) for c in cmd], cwd=cwd or self.tmp, text=True,
+                                   stdin=subprocess.PIPE if input is not None else
+                                   subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=merged,
+                                   start_new_session=True)
+        proc = self.finish(started, input=input, timeout=timeout)
         if ok is not None and (proc.returncode == 0) != ok:
             raise AssertionError(
                 f"{' '.join(map(str, cmd))} exited {proc.returncode}, expected "
@@ -112,12 +132,32 @@ class World:
     def start_git(self, *args, cwd, env=None):
         """Start git in the background; finish it with finish()."""
         return subprocess.Popen(["git", *map(str, args)], cwd=cwd, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env={**self.env, **(env or {})})
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env={**self.env, **(env or {})},
+                                start_new_session=True)
+
+    def start_helper_for_push(self, repo, env=None):
+        """Start the helper as git does for a push and let it list the refs; returns
+        the process (finish it with the rest of its input) and the listing."""
+        helper = subprocess.Popen(["git-remote-s3", "origin", self.url], cwd=repo, text=True,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env={**self.env, **(env or {})},
+                                  start_new_session=True)
+        helper.stdin.write("list for-push\n")
+        helper.stdin.flush()
+        return helper, list(iter(helper.stdout.readline, "\n"))
 
     @staticmethod
-    def finish(proc):
-        out, err = proc.communicate(timeout=TIMEOUT)
+    def finish(proc, input=None, timeout=TIMEOUT):
+        """Wait for a command started in its own process group; past the timeout,
+        kill the whole group (git, the helper, whatever they started) and fail."""
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise AssertionError(f"{' '.join(map(str, proc.args))} did not finish in "
+                                 f"{timeout} seconds; its process group was killed")
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     # repositories

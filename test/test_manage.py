@@ -76,7 +76,9 @@ def test_set_head_changes_what_clones_check_out(world):
     assert world.remote_refs()["HEAD"] == develop
     fresh = world.clone("fresh")
     assert world.git("symbolic-ref", "HEAD", cwd=fresh).stdout.strip() == "refs/heads/develop"
-    world.git_s3("set-head", "origin", "missing", cwd=work, ok=False)
+    missing = world.git_s3("set-head", "origin", "missing", cwd=work, ok=False)
+    assert missing.stderr == f"fatal: there is no branch 'missing' on '{world.url}'\n"
+    assert world.manifest()["head"] == "refs/heads/develop"
 
 
 def test_a_change_races_a_push_and_both_land(world):
