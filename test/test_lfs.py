@@ -200,6 +200,20 @@ def test_debug_log_goes_to_the_real_gitdir_and_can_be_turned_off(lfs):
     assert log.stat().st_size == size
 
 
+def test_verbose_s3_calls_reach_git_lfs_trace_and_tracing_adds_tracebacks(lfs):
+    world = lfs
+    work = lfs_repo(world)
+    pushed = world.git("lfs", "push", "origin", "main", cwd=work,
+                       env={"GIT_TRACE": "1", "GIT_REMOTE_S3_VERBOSE": "1"})
+    assert "xfer[lfs-s3-py]: s3: PutObject s3://" in pushed.stderr
+    world.git("remote", "add", "hub", "https://example.invalid/repo.git", cwd=work)
+    refused = world.run("lfs-s3-py", "install", "--remote", "hub", cwd=work, ok=False,
+                        env={"GIT_REMOTE_S3_TRACE": "1"})
+    assert "Traceback (most recent call last)" in refused.stderr
+    assert refused.stderr.rstrip().splitlines()[-1].startswith(
+        "fatal: remote 'hub' is not an s3:// remote")
+
+
 def test_uninstall_removes_what_install_wrote(lfs):
     world = lfs
     work = lfs_repo(world)
