@@ -62,18 +62,19 @@ def last_synced():
     return json.loads(path.read_text()) if path and path.exists() else {}
 
 
-def edited_copy(script, name, current):
-    """The diff of an edit made in a non-canonical copy, or None when it is untouched."""
-    last = section(git("show", f"HEAD:{script}"), name)
-    if current == last or digest(current) == last_synced().get(name):
+def edited_copy(script, name, current, canonical):
+    """What syncing would erase of an edit made in a non-canonical copy (a diff from
+    the canonical text to the copy), or None when the copy is untouched."""
+    if current == section(git("show", f"HEAD:{script}"), name) or \
+            digest(current) == last_synced().get(name):
         return None
     return "".join(difflib.unified_diff(
-        (last or "").splitlines(True), current.splitlines(True),
-        f"{script} (last committed)", f"{script} (now)"))
+        canonical.splitlines(True), current.splitlines(True),
+        f"{CANONICAL} (canonical)", f"{script} (its edit would be erased)"))
 
 
 def sync():
-    refused = 0
+    refused = set()
     synced = last_synced()
     for name in SECTIONS:
         begin, end = markers(name)
@@ -81,20 +82,21 @@ def sync():
         for script, current in scripts_with_section(name).items():
             if current == canonical:
                 continue
-            edit = edited_copy(script, name, current)
+            edit = edited_copy(script, name, current, canonical)
             if edit is not None:
                 sys.stderr.write(
                     f"{edit}error: the shared {name} section of {script} was edited (diff "
                     f"above); syncing would erase that. {CANONICAL} holds the canonical "
                     f"copy: make the change there, undo it in {script} "
                     f"(git checkout {script}), then run make sync-shared again\n")
-                refused += 1
+                refused.add(name)
                 continue
             text = (ROOT / script).read_text()
             head, rest = text.split(begin, 1)
             (ROOT / script).write_text(head + begin + canonical + end + rest.split(end, 1)[1])
             print(f"updated the shared {name} section in {script}")
-        synced[name] = digest(canonical)
+        if name not in refused:  # every copy holds the canonical text now
+            synced[name] = digest(canonical)
     if last_synced_file():
         last_synced_file().write_text(json.dumps(synced))
     return 1 if refused else 0
