@@ -25,6 +25,7 @@ import boto3
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from faultproxy import FaultProxy  # noqa: E402
 from s3server import LocalS3, SCOPED_PREFIX  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,6 +248,18 @@ def lfs(world):
         pytest.skip("git-lfs is not installed")
     world.git("lfs", "install", "--skip-repo")
     return world
+
+
+@pytest.fixture
+def proxy(world):
+    """A fault-injecting proxy (faultproxy.py) in front of the test's S3 server.
+    `proxy.env` sends a command through it, with the test-only short timeouts."""
+    if world.server.endpoint.startswith("https:"):
+        pytest.skip("the fault proxy speaks plain HTTP only")
+    faults = FaultProxy(world.server.endpoint, world.server.keys["admin"])
+    faults.env = {"AWS_ENDPOINT_URL_S3": faults.endpoint, "GIT_TEST_S3_TIMEOUT": "5"}
+    yield faults
+    faults.stop()
 
 
 @pytest.fixture(scope="session")

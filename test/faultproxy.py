@@ -1,0 +1,214 @@
+"""A fault-injecting HTTP proxy in front of the test S3 server, on 127.0.0.1 only.
+
+It forwards every request to the server and, where a rule matches, injects a fault:
+
+    500        answer 500 InternalError (S3's XML body), nothing forwarded
+    503        answer 503 SlowDown, nothing forwarded
+    reset      reset the connection before any answer, nothing forwarded
+    cut        forward, then send the headers and only `after` bytes of the body
+    drop       forward (the server applies the request), then reset the connection
+               without an answer: a write that landed but whose answer was lost
+    delay      wait `seconds`, then forward
+    ignore     forward without If-Match / If-None-Match (re-signed), like a store
+               that accepts conditional writes and ignores the conditions
+
+A rule matches by method and a regex on the object key, and fires on the `nth`
+matching request, on the `first` N, on `every` kth, or (none of those) on all of them.
+Every fault it injects is logged in `proxy.log` as (fault, method, key), so tests can
+assert that it fired.
+"""
+
+import dataclasses
+import http.client
+import http.server
+import re
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+
+import botocore.auth
+import botocore.awsrequest
+import botocore.credentials
+
+ERRORS = {
+    "500": (500, "InternalError", "We encountered an internal error. Please try again."),
+    "503": (503, "SlowDown", "Please reduce your request rate."),
+}
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
+              "trailer", "upgrade"}
+
+
+@dataclasses.dataclass
+class Rule:
+    fault: str
+    method: str = None  # None: any
+    key: str = ".*"     # regex searched in the object key
+    nth: int = None
+    first: int = None
+    every: int = None
+    after: int = 0        # cut: body bytes sent before the cut
+    seconds: float = 0.0  # delay
+    seen: int = 0
+
+    def fires(self, method, key):
+        if self.method and method != self.method or not re.search(self.key, key):
+            return False
+        self.seen += 1
+        if self.nth is not None:
+            return self.seen == self.nth
+        if self.first is not None:
+            return self.seen <= self.first
+        if self.every is not None:
+            return self.seen % self.every == 0
+        return True
+
+
+class FaultProxy:
+    def __init__(self, upstream, credentials=None, region="us-east-1"):
+        parsed = urllib.parse.urlsplit(upstream)
+        self.upstream = (parsed.hostname, parsed.port)
+        self.credentials = credentials  # (key, secret), to re-sign for 'ignore'
+        self.region = region
+        self.rules, self.log = [], []
+        self.lock = threading.Lock()
+        handler = type("Handler", (Handler,), {"proxy": self})
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def add(self, fault, **match):
+        with self.lock:
+            self.rules.append(Rule(fault, **match))
+
+    def clear(self):
+        with self.lock:
+            self.rules = []
+
+    def fired(self, fault=None):
+        """The logged faults (of one kind)."""
+        with self.lock:
+            return [entry for entry in self.log if fault in (None, entry[0])]
+
+    def decide(self, method, key):
+        with self.lock:
+            for rule in self.rules:
+                if rule.fires(method, key):
+                    if rule.fault != "ignore":
+                        self.log.append((rule.fault, method, key))
+                    return rule
+        return None
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    proxy = None  # set per server
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.handle_request()
+
+    do_PUT = do_POST = do_DELETE = do_HEAD = do_GET
+
+    def handle_request(self):
+        body = self.read_body()
+        path = urllib.parse.urlsplit(self.path).path
+        key = urllib.parse.unquote(path.split("/", 2)[2] if path.count("/") >= 2 else "")
+        rule = self.proxy.decide(self.command, key)
+        fault = rule.fault if rule else None
+        if fault in ERRORS:
+            return self.answer_error(*ERRORS[fault])
+        if fault == "reset":
+            return self.reset()
+        if fault == "delay":
+            time.sleep(rule.seconds)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        if fault == "ignore":
+            headers = self.unconditional(headers, body)
+        status, reason, answer_headers, answer = self.forward(headers, body)
+        if fault == "ignore" and status in (200, 412):
+            self.proxy.log.append(("ignore", self.command, key))
+        if fault == "drop":
+            return self.reset()
+        self.send_response(status, reason)
+        for name, value in answer_headers:
+            if name.lower() not in HOP_BY_HOP:
+                self.send_header(name, value)
+        if "content-length" not in {n.lower() for n, _ in answer_headers}:
+            self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if fault == "cut":
+            self.wfile.write(answer[:rule.after])
+            self.wfile.flush()
+            return self.reset()
+        self.wfile.write(answer)
+
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                chunk = self.rfile.read(size + 2)[:size]
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return body
+                body += chunk
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def forward(self, headers, body):
+        connection = http.client.HTTPConnection(*self.proxy.upstream, timeout=60)
+        try:
+            connection.request(self.command, self.path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.reason, response.getheaders(), response.read()
+        finally:
+            connection.close()
+
+    def unconditional(self, headers, body):
+        """The same request without its conditions, signed again (the conditions
+        are part of the signature)."""
+        headers = {k: v for k, v in headers.items()
+                   if k.lower() not in ("if-match", "if-none-match", "authorization",
+                                        "x-amz-date")}
+        host = headers.get("Host") or headers.get("host")
+        request = botocore.awsrequest.AWSRequest(
+            method=self.command, url=f"http://{host}{self.path}", data=body, headers=headers)
+        signer = botocore.auth.S3SigV4Auth(
+            botocore.credentials.Credentials(*self.proxy.credentials), "s3", self.proxy.region)
+        signer.add_auth(request)
+        return dict(request.headers.items())
+
+    def answer_error(self, status, code, message):
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                f"<Message>{message}</Message><RequestId>faultproxy</RequestId>"
+                "</Error>").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def reset(self):
+        """Close the connection with a TCP reset, as a dropped connection looks."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass

@@ -1,0 +1,142 @@
+"""A misbehaving network and store, through the fault proxy (faultproxy.py): transient
+faults are absorbed, persistent ones end in one line, cut-short bodies are resumed and
+a write whose answer was lost is recognised as our own."""
+
+import os
+import time
+
+import pytest
+
+from test_errors import fatal_line
+
+
+def healthy(world, repo=None):
+    """What a fault-free client sees afterwards: a clone that fscks clean, a remote
+    doctor calls healthy (leftovers aside)."""
+    copy = world.clone(f"check-{time.monotonic_ns()}")
+    world.assert_fsck_clean(copy)
+    assert "is healthy" in world.git_s3("doctor", world.url, cwd=world.tmp).stdout
+    return copy
+
+
+def big_history(world, megabytes):
+    work = world.repo(commits=0)
+    world.commit(work, "big", {"big.bin": os.urandom(megabytes * 1024 * 1024)})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    return work
+
+
+@pytest.mark.parametrize("megabytes", [3, 20], ids=["one-get", "ranged"])
+def test_a_clone_resumes_a_bundle_cut_short(world, proxy, megabytes):
+    work = big_history(world, megabytes)
+    proxy.add("cut", method="GET", key=r"/bundles/", first=2, after=1_000_000)
+    copy = world.tmp / "copy"
+    world.git("clone", "-q", world.url, copy, env=proxy.env)
+    assert len(proxy.fired("cut")) == 2
+    assert world.rev(copy, "HEAD") == world.rev(work, "HEAD")
+    world.assert_fsck_clean(copy)
+
+
+def test_a_body_cut_short_every_time_ends_in_one_line(world, proxy):
+    big_history(world, 1)
+    proxy.add("cut", method="GET", key=r"/bundles/", after=1000)
+    started = time.monotonic()
+    failed = world.git("clone", world.url, world.tmp / "copy", ok=False, env=proxy.env)
+    assert fatal_line(failed).startswith("fatal: downloading '")
+    assert "the connection broke off 5 times" in failed.stderr
+    assert time.monotonic() - started < 60
+    assert not (world.tmp / "copy").exists()  # git removes a failed clone
+
+
+@pytest.mark.parametrize("fault", ["500", "503", "reset", "drop"])
+@pytest.mark.parametrize("what", ["manifest", "bundle"])
+def test_a_push_absorbs_a_transient_fault(world, proxy, fault, what):
+    work, copy = world.published()
+    new = world.commit(work, "through a fault")
+    key = r"manifest\.json$" if what == "manifest" else r"/bundles/"
+    proxy.add(fault, method="PUT", key=key, first=1)
+    pushed = world.git("push", "origin", "main", cwd=work, env=proxy.env)
+    assert proxy.fired(fault), "the fault did not fire"
+    assert "main -> main" in pushed.stderr and "rejected" not in pushed.stderr
+    assert world.remote_refs()["refs/heads/main"] == new
+    world.git("pull", "-q", cwd=copy)
+    assert world.rev(copy, "HEAD") == new
+    healthy(world)
+
+
+@pytest.mark.parametrize("push", [["--force-with-lease", "origin", "+main"],
+                                  ["origin", "--delete", "topic"],
+                                  ["--atomic", "origin", "+main", "+topic"]],
+                         ids=["lease", "delete", "atomic"])
+def test_a_manifest_write_whose_answer_was_lost_is_our_own(world, proxy, push):
+    work, _ = world.published(commits=2)
+    world.git("push", "-q", "origin", "main:topic", cwd=work)
+    world.git("fetch", "-q", "origin", cwd=work)
+    world.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+    world.commit(work, "rewritten")
+    world.git("branch", "-f", "topic", cwd=work)
+    expected = world.git("push", "--dry-run", "--porcelain", *push, cwd=work).stdout
+    proxy.add("drop", method="PUT", key=r"manifest\.json$", first=1)
+    pushed = world.git("push", "--porcelain", *push, cwd=work, env=proxy.env)
+    assert proxy.fired("drop")
+    assert pushed.stdout == expected  # what git reports without the fault
+    for line in pushed.stdout.splitlines():
+        assert "[rejected]" not in line and "stale info" not in line
+    refs = world.remote_refs()
+    if "--delete" in push:
+        assert "refs/heads/topic" not in refs
+    else:
+        assert refs["refs/heads/main"] == world.rev(work, "main")
+    healthy(world)
+
+
+def test_the_first_push_recognises_its_own_manifest_after_a_lost_answer(world, proxy):
+    work = world.repo()
+    proxy.add("drop", method="PUT", key=r"manifest\.json$", first=1)
+    world.git("push", "-q", "origin", "main", cwd=work, env=proxy.env)
+    assert proxy.fired("drop")
+    assert world.remote_refs()["refs/heads/main"] == world.rev(work, "main")
+
+
+def test_a_persistent_fault_ends_in_one_line_within_bounds(world, proxy):
+    work, _ = world.published()
+    world.commit(work, "never lands")
+    before = world.snapshot()
+    proxy.add("503", method="PUT", key=r"manifest\.json$")
+    started = time.monotonic()
+    failed = world.git("push", "origin", "main", cwd=work, ok=False, env=proxy.env)
+    assert time.monotonic() - started < 60
+    assert "SlowDown" in fatal_line(failed)
+    assert len(proxy.fired("503")) == 5  # botocore's attempts, then one line
+    assert {k: v for k, v in world.snapshot().items() if k.endswith("manifest.json")} == \
+        {k: v for k, v in before.items() if k.endswith("manifest.json")}
+    healthy(world)
+
+
+@pytest.mark.parametrize("fault", ["500", "503", "reset", "cut"])
+def test_fetch_absorbs_a_transient_fault_on_the_manifest(world, proxy, fault):
+    work, copy = world.published()
+    new = world.commit(work, "to fetch")
+    world.git("push", "-q", "origin", "main", cwd=work)
+    proxy.add(fault, method="GET", key=r"manifest\.json$", first=2, after=10)
+    world.git("fetch", "-q", cwd=copy, env=proxy.env)
+    assert proxy.fired(fault)
+    assert world.rev(copy, "origin/main") == new
+
+
+def test_gc_and_doctor_absorb_transient_faults(world, proxy):
+    work, _ = world.published()
+    for i in range(3):
+        world.commit(work, f"more {i}")
+        world.git("push", "-q", "origin", "main", cwd=work)
+    proxy.add("cut", method="GET", key=r"/bundles/", first=1, after=100)
+    proxy.add("503", method="PUT", key=r"manifest\.json$", first=1)
+    proxy.add("drop", method="PUT", key=r"/bundles/", first=1)
+    world.git_s3("gc", "origin", cwd=work, env=proxy.env)
+    assert {f for f, _, _ in proxy.fired()} == {"cut", "503", "drop"}
+    assert len(world.manifest()["bundles"]) == 1
+    proxy.add("cut", method="GET", key=r"/bundles/", first=1, after=100)
+    proxy.add("500", method="GET", key=r"", first=1)
+    checked = world.git_s3("doctor", "origin", cwd=work, env=proxy.env)
+    assert "is healthy" in checked.stdout
+    healthy(world)
