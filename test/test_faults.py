@@ -140,3 +140,90 @@ def test_gc_and_doctor_absorb_transient_faults(world, proxy):
     checked = world.git_s3("doctor", "origin", cwd=work, env=proxy.env)
     assert "is healthy" in checked.stdout
     healthy(world)
+
+
+# Stores that accept conditional writes and ignore the conditions
+
+def test_a_store_that_ignores_conditions_is_refused_before_the_first_push(world, proxy):
+    work = world.repo()
+    proxy.add("ignore", method="PUT")
+    refused = world.git("push", "origin", "main", cwd=work, ok=False, env=proxy.env)
+    assert proxy.fired("ignore")
+    line = fatal_line(refused)
+    assert "ignores conditional writes (If-None-Match and If-Match were not refused)" in line
+    assert "hint: if you alone push to this repository, accept the risk with " \
+           "'git config s3.singleWriter true' (or GIT_REMOTE_S3_SINGLE_WRITER=1)" \
+           in refused.stderr
+    assert world.keys() == []  # no manifest, no bundle, no probe left behind
+
+    world.git("config", "s3.singleWriter", "true", cwd=work)
+    world.git("push", "-q", "origin", "main", cwd=work, env=proxy.env)
+    assert world.remote_refs()["refs/heads/main"] == world.rev(work, "main")
+    world.commit(work, "later pushes probe nothing")
+    later = world.git("push", "-v", "origin", "main", cwd=work, env=proxy.env)
+    assert "conditional-write-probe" not in later.stderr
+    assert not [k for k in world.keys() if "probe" in k]
+
+
+def test_doctor_tells_whether_the_store_enforces_conditional_writes(world, proxy):
+    work, _ = world.published()
+    checked = world.git_s3("doctor", "origin", cwd=work)
+    assert "store:     enforces conditional writes" in checked.stdout
+    proxy.add("ignore", method="PUT")
+    found = world.git_s3("doctor", "origin", cwd=work, ok=False, env=proxy.env)
+    assert found.returncode == 1
+    assert "error: the S3 store ignores conditional writes" in found.stdout
+    assert not [k for k in world.keys() if "probe" in k]
+
+
+# LFS through faults: git-lfs sees success, or its per-object error
+
+@pytest.mark.parametrize("fault", ["503", "reset", "drop"])
+def test_lfs_upload_absorbs_a_transient_fault(lfs, proxy, fault):
+    from test_lfs import lfs_keys, lfs_repo, oid_of
+    world = lfs
+    content = os.urandom(200_000)
+    work = lfs_repo(world, files={"a.bin": content})
+    proxy.add(fault, method="PUT", key=r"/lfs/", first=1)
+    world.git("push", "-q", "origin", "main", cwd=work, env=proxy.env)
+    assert proxy.fired(fault)
+    assert lfs_keys(world) == [f"lfs/{oid_of(content)}"]
+    copy = world.clone("copy")
+    assert (copy / "a.bin").read_bytes() == content
+
+
+@pytest.mark.parametrize("megabytes", [1, 20], ids=["one-get", "ranged"])
+def test_lfs_download_resumes_a_cut_short_object(lfs, proxy, megabytes):
+    from test_lfs import lfs_repo
+    world = lfs
+    content = os.urandom(megabytes * 1024 * 1024)
+    work = lfs_repo(world, files={"a.bin": content})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    copy = world.tmp / "copy"
+    world.git("clone", "-q", world.url, copy, env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    proxy.add("cut", method="GET", key=r"/lfs/", first=2, after=300_000)
+    world.git("lfs", "pull", cwd=copy, env=proxy.env)
+    assert len(proxy.fired("cut")) == 2
+    assert (copy / "a.bin").read_bytes() == content
+
+
+def test_lfs_persistent_fault_is_a_per_object_error_and_nothing_half_downloaded(
+        lfs, proxy):
+    from test_lfs import lfs_repo, oid_of
+    world = lfs
+    content = os.urandom(500_000)
+    work = lfs_repo(world, files={"a.bin": content})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    copy = world.tmp / "copy"
+    world.git("clone", "-q", world.url, copy, env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    proxy.add("cut", method="GET", key=r"/lfs/", after=1000)
+    started = time.monotonic()
+    pulled = world.git("-c", "lfs.transfer.maxretries=1", "lfs", "pull", cwd=copy,
+                       ok=False, env=proxy.env)
+    assert time.monotonic() - started < 60
+    assert "the connection broke off 5 times" in pulled.stderr
+    assert "Traceback" not in pulled.stderr
+    assert (copy / "a.bin").read_bytes().startswith(b"version https://git-lfs")
+    assert os.listdir(copy / ".git" / "lfs" / "tmp") == []
+    oid = oid_of(content)
+    assert not (copy / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).exists()

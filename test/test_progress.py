@@ -34,8 +34,17 @@ def test_verbose_explains_every_s3_call(world):
     work = world.repo()
     pushed = world.git("push", "-v", "origin", "main", cwd=work)
     calls = re.findall(r"^s3: (\w+) s3://", pushed.stderr, re.M)
-    # no manifest yet, so also the old layout's HEAD; then the bundle and the manifest
-    assert calls == ["GetObject", "GetObject", "PutObject", "PutObject"]
+    # no manifest yet, so also the old layout's HEAD; the probe of conditional writes
+    # (a write, a create-only and a stale If-Match write that must be refused, each
+    # refusal checked for a landed write of ours, the delete); the bundle, the manifest
+    probe = ["PutObject", "PutObject", "GetObject", "PutObject", "GetObject",
+             "DeleteObjects"]
+    assert calls == ["GetObject", "GetObject", *probe, "PutObject", "PutObject"]
+    assert "the store enforces conditional writes" in pushed.stderr
+    world.commit(work, "second")
+    again = world.git("push", "-v", "origin", "main", cwd=work)
+    assert re.findall(r"^s3: (\w+) s3://", again.stderr, re.M) == [
+        "GetObject", "PutObject", "PutObject"]
     assert re.search(r"^s3: GetObject s3://\S+/HEAD$", pushed.stderr, re.M)
     assert re.search(r"^s3: PutObject s3://\S+/manifest.json IfNoneMatch=\*$",
                      pushed.stderr, re.M)
