@@ -6,7 +6,7 @@ PREFIX ?= $(HOME)/.local
 BIN := $(VENV)/bin
 SCRIPTS := git-remote-s3 lfs-s3-py git-s3
 
-.PHONY: test lint demo bench install sync-shared venv git-lfs
+.PHONY: test test-moto lint demo bench install sync-shared venv git-lfs
 
 # A venv with boto3, pytest and SeaweedFS (the S3 server the tests start).
 $(BIN)/pytest: test/requirements.txt
@@ -34,6 +34,10 @@ TEST_WORKERS ?= 2
 
 test: venv git-lfs lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) test
+
+# The same suite against moto's standalone S3 server, a second implementation.
+test-moto: venv git-lfs lint
+	S3_TEST_SERVER=moto $(BIN)/pytest -q -n $(TEST_WORKERS) test
 
 demo: venv
 	$(BIN)/python test/s3server.py bash test/scenarios/quickstart.sh

@@ -2,6 +2,8 @@
 
 As a module: `LocalS3` starts weed on 127.0.0.1 with free ports, bucket auto-creation
 off and three identities (full rights, read-only, one prefix), and stops it by PID.
+With `S3_TEST_SERVER=moto` it starts moto's standalone server instead (a second,
+independent S3 implementation; it has one identity and checks no signatures).
 `S3_TEST_ENDPOINT` (with `S3_TEST_ACCESS_KEY`, `S3_TEST_SECRET_KEY`, `S3_TEST_BUCKET`,
 optionally `S3_TEST_READONLY_ACCESS_KEY` / `S3_TEST_READONLY_SECRET_KEY`) points
 everything at another endpoint instead.
@@ -71,6 +73,8 @@ class LocalS3:
         self.workdir = None
         external = os.environ.get("S3_TEST_ENDPOINT")
         self.external = bool(external)
+        self.kind = "external" if external else os.environ.get("S3_TEST_SERVER", "weed")
+        self.checks_signatures = self.kind != "moto"
         self.endpoint = external
         self.bucket = os.environ.get("S3_TEST_BUCKET", BUCKET)
         if external:
@@ -79,21 +83,39 @@ class LocalS3:
             if os.environ.get("S3_TEST_READONLY_ACCESS_KEY"):
                 self.keys["reader"] = (os.environ["S3_TEST_READONLY_ACCESS_KEY"],
                                        os.environ["S3_TEST_READONLY_SECRET_KEY"])
+        elif self.kind == "moto":
+            self.keys = {"admin": KEYS["admin"]}
         else:
             self.keys = dict(KEYS)
 
     def start(self, timeout=60, tries=3):
-        """Start weed; again on other ports when it dies at once (a port it was given
-        was taken meanwhile, e.g. by the server of another test worker)."""
+        """Start the server; again on other ports when it dies at once (a port it
+        was given was taken meanwhile, e.g. by the server of another test worker)."""
         if self.external:
             return self
+        start = self._start_moto if self.kind == "moto" else self._start
         for attempt in range(1, tries + 1):
             try:
-                return self._start(timeout)
+                return start(timeout)
             except EarlyExit:
                 self.stop()
                 if attempt == tries:
                     raise
+
+    def _start_moto(self, timeout):
+        binary = os.path.join(os.path.dirname(sys.executable), "moto_server")
+        if not os.path.exists(binary):
+            raise RuntimeError("no 'moto_server' binary (pip install 'moto[server]')")
+        self.workdir = tempfile.mkdtemp(prefix="git-remote-s3-moto-")
+        port = free_ports(1)[0]
+        self.log = open(os.path.join(self.workdir, "weed.out"), "wb")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        self.process = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)],
+                                        stdout=self.log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=env)
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self._wait_ready(timeout, create=True)
+        return self
 
     def _start(self, timeout):
         binary = weed_binary()
@@ -131,7 +153,7 @@ class LocalS3:
             {"name": name, "credentials": [{"accessKey": k, "secretKey": s}],
              "actions": actions[name]} for name, (k, s) in self.keys.items()]}
 
-    def _wait_ready(self, timeout):
+    def _wait_ready(self, timeout, create=False):
         """Wait until the bucket answers (it appears a moment after the port)."""
         import boto3
         import botocore.config
@@ -146,6 +168,8 @@ class LocalS3:
                     said = log.read()[-2000:].decode(errors="replace")
                 raise EarlyExit(f"weed exited early:\n{said}")
             try:
+                if create:
+                    client.create_bucket(Bucket=self.bucket)
                 client.head_bucket(Bucket=self.bucket)
                 return
             except Exception:
