@@ -257,7 +257,7 @@ def proxy(world):
     if world.server.endpoint.startswith("https:"):
         pytest.skip("the fault proxy speaks plain HTTP only")
     faults = FaultProxy(world.server.endpoint, world.server.keys["admin"])
-    faults.env = {"AWS_ENDPOINT_URL_S3": faults.endpoint, "GIT_TEST_S3_TIMEOUT": "5"}
+    faults.env = {"AWS_ENDPOINT_URL_S3": faults.endpoint, "GIT_TEST_S3_TIMEOUT": "2"}
     yield faults
     faults.stop()
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 
 def test_a_healthy_repository_exits_0(world):
     work, _ = world.published(commits=3)
@@ -161,3 +163,15 @@ def test_keys_that_are_not_ours_are_named_and_never_removed(world):
         in fixed.stdout
     assert "is healthy" in fixed.stdout
     assert "notes/readme.txt" in world.keys()
+
+
+def test_read_only_credentials_check_all_but_the_store(world):
+    if "reader" not in world.server.keys:
+        pytest.skip("the endpoint has no read-only identity")
+    work, _ = world.published()
+    key, secret = world.server.keys["reader"]
+    checked = world.git_s3("doctor", "origin", cwd=work,
+                           env={"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret})
+    assert "store:     conditional writes not checked (access denied: PutObject" \
+        in checked.stdout
+    assert "is healthy" in checked.stdout

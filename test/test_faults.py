@@ -2,6 +2,7 @@
 faults are absorbed, persistent ones end in one line, cut-short bodies are resumed and
 a write whose answer was lost is recognised as our own."""
 
+import dataclasses
 import os
 import time
 
@@ -26,6 +27,232 @@ def big_history(world, megabytes):
     return work
 
 
+# The fault matrix: every operation through every fault that can meet it.
+#
+# An operation prepares its state without faults, then acts through the proxy; `reads`
+# and `writes` are the (method, key) its faults aim at. A transient fault fires on the
+# first matching requests and the operation must succeed as without it; a persistent
+# one fires on all of them and the operation must end in one line, within bounds,
+# leaving the old state.
+
+@dataclasses.dataclass
+class Operation:
+    prepare: object  # world -> state (a dict)
+    act: object      # (world, state, env, ok) -> the finished command
+    check: object    # (world, state) -> None, after success
+    reads: tuple = None
+    writes: tuple = None
+    lfs: bool = False
+
+
+def pushed(world, state, *args, env, ok):
+    return world.git("push", *args, cwd=state["work"], env=env, ok=ok)
+
+
+def remote_is(world, state, refs):
+    assert {r: world.remote_refs().get(r) for r in refs} == \
+        {r: world.rev(state["work"], r.split("/")[-1]) for r in refs}
+
+
+def prepare_initial(world):
+    return {"work": world.repo(commits=2)}
+
+
+def prepare_published(world, *branches):
+    work, copy = world.published(commits=2)
+    for branch in branches:
+        world.git("branch", branch, cwd=work)
+    world.commit(work, "through faults")
+    return {"work": work, "copy": copy}
+
+
+def prepare_lease(world):
+    state = prepare_published(world)
+    world.git("reset", "-q", "--hard", "HEAD~2", cwd=state["work"])
+    world.commit(state["work"], "rewritten")
+    return state
+
+
+def prepare_fetch(world):
+    state = prepare_published(world)
+    world.git("push", "-q", "origin", "main", cwd=state["work"])
+    return state
+
+
+def prepare_gc(world):
+    state = prepare_fetch(world)
+    world.commit(state["work"], "one more bundle")
+    world.git("push", "-q", "origin", "main", cwd=state["work"])
+    return state
+
+
+def prepare_lfs_upload(world):
+    from test_lfs import lfs_repo
+    content = os.urandom(300_000)
+    return {"work": lfs_repo(world, files={"a.bin": content}), "content": content}
+
+
+def prepare_lfs_download(world):
+    state = prepare_lfs_upload(world)
+    world.git("push", "-q", "origin", "main", cwd=state["work"])
+    state["copy"] = world.tmp / "copy"
+    world.git("clone", "-q", world.url, state["copy"], env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    return state
+
+
+def check_lfs(world, state):
+    from test_lfs import lfs_keys, oid_of
+    assert lfs_keys(world) == [f"lfs/{oid_of(state['content'])}"]
+    copy = state.get("copy") or world.clone("lfs-check")
+    assert (copy / "a.bin").read_bytes() == state["content"]
+
+
+ANY_PUT = ("PUT", r"(manifest\.json|/bundles/)")
+MANIFEST_GET = ("GET", r"manifest\.json$")
+BUNDLE_GET = ("GET", r"/bundles/")
+
+OPERATIONS = {
+    "initial push": Operation(
+        prepare_initial,
+        lambda world, s, env, ok: pushed(world, s, "origin", "main", env=env, ok=ok),
+        lambda world, s: remote_is(world, s, ["refs/heads/main"]),
+        writes=ANY_PUT),  # no manifest to read yet
+    "incremental push": Operation(
+        prepare_published,
+        lambda world, s, env, ok: pushed(world, s, "origin", "main", env=env, ok=ok),
+        lambda world, s: remote_is(world, s, ["refs/heads/main"]),
+        reads=MANIFEST_GET, writes=ANY_PUT),
+    "atomic push": Operation(
+        lambda world: prepare_published(world, "feature"),
+        lambda world, s, env, ok: pushed(world, s, "--atomic", "origin", "main", "feature",
+                                         env=env, ok=ok),
+        lambda world, s: remote_is(world, s, ["refs/heads/main", "refs/heads/feature"]),
+        reads=MANIFEST_GET, writes=ANY_PUT),
+    "lease push": Operation(
+        prepare_lease,
+        lambda world, s, env, ok: pushed(world, s, "--force-with-lease", "origin", "+main",
+                                         env=env, ok=ok),
+        lambda world, s: remote_is(world, s, ["refs/heads/main"]),
+        reads=MANIFEST_GET, writes=ANY_PUT),
+    "clone": Operation(
+        prepare_fetch,
+        lambda world, s, env, ok: world.git("clone", "-q", world.url, world.tmp / "cloned",
+                                            env=env, ok=ok),
+        lambda world, s: world.assert_fsck_clean(world.tmp / "cloned"),
+        reads=BUNDLE_GET),
+    "fetch": Operation(
+        prepare_fetch,
+        lambda world, s, env, ok: world.git("fetch", "-q", cwd=s["copy"], env=env, ok=ok),
+        lambda world, s: assert_equal(world.rev(s["copy"], "origin/main"),
+                                      world.rev(s["work"], "main")),
+        reads=BUNDLE_GET),
+    "gc": Operation(
+        prepare_gc,
+        lambda world, s, env, ok: world.git_s3("gc", "origin", cwd=s["work"], env=env,
+                                               ok=ok),
+        lambda world, s: assert_equal(len(world.manifest()["bundles"]), 1),
+        reads=BUNDLE_GET, writes=ANY_PUT),
+    "doctor": Operation(
+        prepare_gc,
+        lambda world, s, env, ok: world.git_s3("doctor", "origin", cwd=s["work"], env=env,
+                                               ok=ok),
+        lambda world, s: None,
+        reads=BUNDLE_GET),
+    "LFS upload": Operation(
+        prepare_lfs_upload,
+        lambda world, s, env, ok: world.git("-c", "lfs.transfer.maxretries=1", "push",
+                                            "origin", "main", cwd=s["work"], env=env, ok=ok),
+        check_lfs, writes=("PUT", r"/lfs/"), lfs=True),
+    "LFS download": Operation(
+        prepare_lfs_download,
+        lambda world, s, env, ok: world.git("-c", "lfs.transfer.maxretries=1", "lfs", "pull",
+                                            cwd=s["copy"], env=env, ok=ok),
+        check_lfs, reads=("GET", r"/lfs/"), lfs=True),
+}
+FAULTS = ["500", "503", "reset", "cut", "drop", "delay"]
+
+
+def assert_equal(a, b):
+    assert a == b
+
+
+def aim(operation, fault):
+    """(method, key) a fault hits in an operation, or None where it cannot meet it:
+    a cut needs a body to read, a drop a write to land."""
+    if fault == "cut":
+        return operation.reads
+    if fault == "drop":
+        return operation.writes
+    return operation.writes or operation.reads
+
+
+MATRIX = [(name, fault) for name, op in OPERATIONS.items() for fault in FAULTS
+          if aim(op, fault)]
+
+
+def start(request, world, name):
+    operation = OPERATIONS[name]
+    if operation.lfs:
+        request.getfixturevalue("lfs")
+    return operation, operation.prepare(world)
+
+
+@pytest.mark.parametrize("name, fault", MATRIX, ids=[f"{n}-{f}" for n, f in MATRIX])
+def test_a_transient_fault_is_absorbed(request, world, proxy, name, fault):
+    operation, state = start(request, world, name)
+    method, key = aim(operation, fault)
+    # two in a row where they repeat, one where a repeat needs a new write (drop), one
+    # past the read timeout (delay)
+    proxy.add(fault, method=method, key=key, first=1 if fault in ("drop", "delay") else 2,
+              after=100, seconds=3)
+    operation.act(world, state, proxy.env, True)
+    assert proxy.fired(fault), "the fault did not fire"
+    operation.check(world, state)
+    if not operation.lfs:
+        healthy(world)
+
+
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_a_persistent_fault_ends_in_one_line(request, world, proxy, name):
+    operation, state = start(request, world, name)
+    method, key = aim(operation, "503")
+    proxy.add("503", method=method, key=key)
+    before = manifest_version(world)
+    started = time.monotonic()
+    # two attempts (the user's AWS_MAX_ATTEMPTS) keep this quick; the default five
+    # are test_by_default_a_request_is_sent_five_times_then_ends_in_one_line's
+    failed = operation.act(world, state, {**proxy.env, "AWS_MAX_ATTEMPTS": "2"}, False)
+    assert time.monotonic() - started < 60
+    assert len(proxy.fired("503")) >= 2  # every attempt, then it gave up
+    assert "Traceback" not in failed.stderr
+    if operation.lfs:
+        assert "SlowDown: Please reduce your request rate." in failed.stderr
+        return
+    assert "SlowDown" in fatal_line(failed)
+    assert manifest_version(world) == before  # the old state, never a mix
+    if before:
+        healthy(world)
+
+
+def test_by_default_a_request_is_sent_five_times_then_ends_in_one_line(world, proxy):
+    work, _ = world.published()
+    world.commit(work, "never lands")
+    before = manifest_version(world)
+    proxy.add("503", method="PUT", key=r"manifest\.json$")
+    started = time.monotonic()
+    failed = world.git("push", "origin", "main", cwd=work, ok=False, env=proxy.env)
+    assert time.monotonic() - started < 30  # README: the pauses add up to 15 s at most
+    assert fatal_line(failed) == (
+        f"fatal: PutObject on '{world.url}/manifest.json' failed: SlowDown: Please reduce "
+        "your request rate.")
+    assert len(proxy.fired("503")) == 5
+    assert manifest_version(world) == before
+
+
+def manifest_version(world):
+    return {k: v for k, v in world.snapshot().items() if k.endswith("/manifest.json")}
+
+
 @pytest.mark.parametrize("megabytes", [3, 20], ids=["one-get", "ranged"])
 def test_a_clone_resumes_a_bundle_cut_short(world, proxy, megabytes):
     work = big_history(world, megabytes)
@@ -46,22 +273,6 @@ def test_a_body_cut_short_every_time_ends_in_one_line(world, proxy):
     assert "the connection broke off 5 times" in failed.stderr
     assert time.monotonic() - started < 60
     assert not (world.tmp / "copy").exists()  # git removes a failed clone
-
-
-@pytest.mark.parametrize("fault", ["500", "503", "reset", "drop"])
-@pytest.mark.parametrize("what", ["manifest", "bundle"])
-def test_a_push_absorbs_a_transient_fault(world, proxy, fault, what):
-    work, copy = world.published()
-    new = world.commit(work, "through a fault")
-    key = r"manifest\.json$" if what == "manifest" else r"/bundles/"
-    proxy.add(fault, method="PUT", key=key, first=1)
-    pushed = world.git("push", "origin", "main", cwd=work, env=proxy.env)
-    assert proxy.fired(fault), "the fault did not fire"
-    assert "main -> main" in pushed.stderr and "rejected" not in pushed.stderr
-    assert world.remote_refs()["refs/heads/main"] == new
-    world.git("pull", "-q", cwd=copy)
-    assert world.rev(copy, "HEAD") == new
-    healthy(world)
 
 
 @pytest.mark.parametrize("push", [["--force-with-lease", "origin", "+main"],
@@ -98,50 +309,6 @@ def test_the_first_push_recognises_its_own_manifest_after_a_lost_answer(world, p
     assert world.remote_refs()["refs/heads/main"] == world.rev(work, "main")
 
 
-def test_a_persistent_fault_ends_in_one_line_within_bounds(world, proxy):
-    work, _ = world.published()
-    world.commit(work, "never lands")
-    before = world.snapshot()
-    proxy.add("503", method="PUT", key=r"manifest\.json$")
-    started = time.monotonic()
-    failed = world.git("push", "origin", "main", cwd=work, ok=False, env=proxy.env)
-    assert time.monotonic() - started < 60
-    assert "SlowDown" in fatal_line(failed)
-    assert len(proxy.fired("503")) == 5  # botocore's attempts, then one line
-    assert {k: v for k, v in world.snapshot().items() if k.endswith("manifest.json")} == \
-        {k: v for k, v in before.items() if k.endswith("manifest.json")}
-    healthy(world)
-
-
-@pytest.mark.parametrize("fault", ["500", "503", "reset", "cut"])
-def test_fetch_absorbs_a_transient_fault_on_the_manifest(world, proxy, fault):
-    work, copy = world.published()
-    new = world.commit(work, "to fetch")
-    world.git("push", "-q", "origin", "main", cwd=work)
-    proxy.add(fault, method="GET", key=r"manifest\.json$", first=2, after=10)
-    world.git("fetch", "-q", cwd=copy, env=proxy.env)
-    assert proxy.fired(fault)
-    assert world.rev(copy, "origin/main") == new
-
-
-def test_gc_and_doctor_absorb_transient_faults(world, proxy):
-    work, _ = world.published()
-    for i in range(3):
-        world.commit(work, f"more {i}")
-        world.git("push", "-q", "origin", "main", cwd=work)
-    proxy.add("cut", method="GET", key=r"/bundles/", first=1, after=100)
-    proxy.add("503", method="PUT", key=r"manifest\.json$", first=1)
-    proxy.add("drop", method="PUT", key=r"/bundles/", first=1)
-    world.git_s3("gc", "origin", cwd=work, env=proxy.env)
-    assert {f for f, _, _ in proxy.fired()} == {"cut", "503", "drop"}
-    assert len(world.manifest()["bundles"]) == 1
-    proxy.add("cut", method="GET", key=r"/bundles/", first=1, after=100)
-    proxy.add("500", method="GET", key=r"", first=1)
-    checked = world.git_s3("doctor", "origin", cwd=work, env=proxy.env)
-    assert "is healthy" in checked.stdout
-    healthy(world)
-
-
 # Stores that accept conditional writes and ignore the conditions
 
 def test_a_store_that_ignores_conditions_is_refused_before_the_first_push(world, proxy):
@@ -174,22 +341,6 @@ def test_doctor_tells_whether_the_store_enforces_conditional_writes(world, proxy
     assert found.returncode == 1
     assert "error: the S3 store ignores conditional writes" in found.stdout
     assert not [k for k in world.keys() if "probe" in k]
-
-
-# LFS through faults: git-lfs sees success, or its per-object error
-
-@pytest.mark.parametrize("fault", ["503", "reset", "drop"])
-def test_lfs_upload_absorbs_a_transient_fault(lfs, proxy, fault):
-    from test_lfs import lfs_keys, lfs_repo, oid_of
-    world = lfs
-    content = os.urandom(200_000)
-    work = lfs_repo(world, files={"a.bin": content})
-    proxy.add(fault, method="PUT", key=r"/lfs/", first=1)
-    world.git("push", "-q", "origin", "main", cwd=work, env=proxy.env)
-    assert proxy.fired(fault)
-    assert lfs_keys(world) == [f"lfs/{oid_of(content)}"]
-    copy = world.clone("copy")
-    assert (copy / "a.bin").read_bytes() == content
 
 
 @pytest.mark.parametrize("megabytes", [1, 20], ids=["one-get", "ranged"])
