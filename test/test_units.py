@@ -140,3 +140,14 @@ def test_next_manifest_moves_refs_and_replaces_bundles_without_touching_the_read
     assert [r["key"] for r in new.retired] == [entry("d", 0).key, entry("b", 0).key]
     assert expired == [entry("c", 0).key]  # its grace period is long over
     assert read.refs["refs/heads/old"] == "a" * 40 and len(read.bundles) == 2
+
+
+def test_a_ref_already_at_its_new_value_is_ok_whatever_the_lease_expected(helper_module):
+    # Our write landed, its answer was lost, and another push landed on top before we
+    # read again: the lease still names the old value, but the ref is where we wanted.
+    m = helper_module
+    push = m.Push(None, None, None, m.Options(cas={"refs/heads/main": "a" * 40}))
+    manifest = m.Manifest(refs={"refs/heads/main": "b" * 40, "refs/heads/x": "c" * 40})
+    assert push.judge(m.Update("main", "refs/heads/main", True, "b" * 40), manifest) == m.OK
+    assert push.judge(m.Update("main", "refs/heads/main", True, "c" * 40), manifest) == \
+        m.rejected("stale info")
