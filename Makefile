@@ -49,6 +49,7 @@ install:
 	install -d $(PREFIX)/bin
 	install -m 755 $(SCRIPTS) $(PREFIX)/bin/
 	ln -sf git-remote-s3 $(PREFIX)/bin/git-remote-s3+zip
+	ln -sf lfs-s3-py $(PREFIX)/bin/git-lfs-s3
 
 sync-shared:
 	$(PYTHON) test/shared_section.py

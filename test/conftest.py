@@ -70,13 +70,16 @@ def s3server():
 
 @pytest.fixture(scope="session")
 def helper_bin(tmp_path_factory):
-    """A PATH entry with the helper under both names git looks for, the LFS agent and
-    git-s3."""
+    """A PATH entry with our scripts under every name make install gives them: the
+    helper under both names git looks for, the LFS agent also as git-lfs-s3, git-s3.
+    It comes before the venv's bin, where awslabs' release (a test peer) has its own
+    git-remote-s3, git-s3 and git-lfs-s3."""
     bin_dir = tmp_path_factory.mktemp("bin")
     for name in ("git-remote-s3", "git-remote-s3+zip"):
         (bin_dir / name).symlink_to(ROOT / "git-remote-s3")
-    for name in ("lfs-s3-py", "git-s3"):
-        (bin_dir / name).symlink_to(ROOT / name)
+    for name in ("lfs-s3-py", "git-lfs-s3"):
+        (bin_dir / name).symlink_to(ROOT / "lfs-s3-py")
+    (bin_dir / "git-s3").symlink_to(ROOT / "git-s3")
     return bin_dir
 
 

@@ -28,3 +28,4 @@ def test_make_install_gives_git_a_working_helper(world):
     shown = world.git("s3", "info", "origin", cwd=work, env=env)
     assert "HEAD:       main" in shown.stdout
     assert os.access(installed / "lfs-s3-py", os.X_OK)
+    assert os.readlink(installed / "git-lfs-s3") == "lfs-s3-py"  # awslabs' agent's name
