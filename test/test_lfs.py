@@ -400,3 +400,43 @@ def test_many_files_with_concurrent_agents(lfs):
     assert len(lfs_keys(world)) == 40
     copy = world.clone("copy")
     assert all((copy / name).read_bytes() == data for name, data in files.items())
+
+
+# On the bucket: git s3 doctor --lfs checks every pointer the refs reach
+
+def test_doctor_lfs_checks_every_pointer_of_every_branch_and_tag(lfs):
+    world = lfs
+    a, b, c = (os.urandom(n) for n in (30_000, 20_000, 10_000))
+    work = lfs_repo(world, files={"a.bin": a})
+    world.git("tag", "v1", cwd=work)
+    world.commit(work, "b", {"b.bin": b})
+    world.git("checkout", "-q", "-b", "side", "v1", cwd=work)
+    side = world.commit(work, "c", {"dir/c.bin": c})
+    world.git("push", "-q", "origin", "main", "side", "v1", cwd=work)
+    checked = world.git_s3("-v", "doctor", "--lfs", "origin", cwd=work)
+    assert "LFS:       3 objects the refs need, 3 of them on the bucket" in checked.stdout
+    assert checked.stderr.count("s3: ListObjectsV2 s3://") == 1  # one listing, no HEADs
+    assert "HeadObject" not in checked.stderr
+
+    world.s3.delete_object(Bucket=world.server.bucket, Key=f"{world.prefix}/lfs/{oid_of(b)}")
+    world.put(f"lfs/{oid_of(c)}", c[:-1])
+    found = world.git_s3("doctor", "--lfs", "origin", cwd=work, ok=False)
+    assert found.returncode == 1
+    main = world.rev(work, "main")
+    assert f"error: LFS object {oid_of(b)} (19.5 KiB) is missing; 'b.bin' in {main[:12]} " \
+           "(refs/heads/main) points to it" in found.stdout
+    assert f"error: LFS object {oid_of(c)} has 9999 bytes; the pointer in 'dir/c.bin' in " \
+           f"{side[:12]} (refs/heads/side) says 10000" in found.stdout
+    assert "LFS:       3 objects the refs need, 2 of them on the bucket" in found.stdout
+
+
+def test_doctor_lfs_deep_checks_the_content(lfs):
+    world = lfs
+    content = os.urandom(25_000)
+    work = lfs_repo(world, files={"a.bin": content})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    world.put(f"lfs/{oid_of(content)}", os.urandom(len(content)))  # same size
+    assert "is healthy" in world.git_s3("doctor", "--lfs", "origin", cwd=work).stdout
+    deep = world.git_s3("doctor", "--lfs", "--deep", "origin", cwd=work, ok=False)
+    assert f"error: LFS object {oid_of(content)} is corrupt (its SHA-256 differs); " \
+           "'a.bin' in" in deep.stdout
