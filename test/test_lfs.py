@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import sys
+import time
 
 from conftest import ROOT
 
@@ -440,3 +441,99 @@ def test_doctor_lfs_deep_checks_the_content(lfs):
     deep = world.git_s3("doctor", "--lfs", "--deep", "origin", cwd=work, ok=False)
     assert f"error: LFS object {oid_of(content)} is corrupt (its SHA-256 differs); " \
            "'a.bin' in" in deep.stdout
+
+
+# On the bucket: git s3 lfs-prune deletes what no ref needs, never what a push may
+
+NO_GRACE = ("--grace-hours", "0")
+
+
+def test_lfs_prune_keeps_what_refs_and_tags_need_and_deletes_the_rest(lfs):
+    world = lfs
+    old, tagged, current = (os.urandom(n) for n in (11_000, 12_000, 13_000))
+    work = lfs_repo(world, files={"a.bin": tagged})
+    world.git("tag", "v1", cwd=work)
+    world.commit(work, "force-pushed away later", {"a.bin": old})
+    world.git("push", "-q", "origin", "main", "v1", cwd=work)
+    world.git("reset", "-q", "--hard", "v1", cwd=work)
+    world.commit(work, "current", {"a.bin": current})
+    world.git("push", "-q", "--force", "origin", "main", cwd=work)
+    keys = {oid_of(c): c for c in (old, tagged, current)}
+    assert set(lfs_keys(world)) == {f"lfs/{o}" for o in keys}
+    before = world.snapshot()
+
+    dry = world.git_s3("lfs-prune", "origin", "--dry-run", *NO_GRACE, cwd=work)
+    assert f"would delete: lfs/{oid_of(old)} (10.7 KiB)" in dry.stdout
+    assert "would delete 1 LFS objects (10.7 KiB); 2 are needed" in dry.stdout
+    assert world.snapshot() == before
+
+    young = world.git_s3("lfs-prune", "origin", cwd=work)  # the default 24 hours
+    assert f"kept:      lfs/{oid_of(old)} (10.7 KiB): no ref needs it, but it is " \
+           "younger than 24 hours" in young.stdout
+    assert world.snapshot() == before
+
+    pruned = world.git_s3("lfs-prune", "origin", *NO_GRACE, cwd=work)
+    assert "deleted 1 LFS objects (10.7 KiB); 2 are needed" in pruned.stdout
+    assert set(lfs_keys(world)) == {f"lfs/{oid_of(tagged)}", f"lfs/{oid_of(current)}"}
+    checked = world.git_s3("doctor", "--lfs", "origin", cwd=work)
+    assert "LFS:       2 objects the refs need, 2 of them on the bucket" in checked.stdout
+    tag = world.clone("tag-copy", None, "-b", "v1")
+    assert (tag / "a.bin").read_bytes() == tagged
+
+
+def test_lfs_prune_never_deletes_what_a_push_in_progress_uploaded(lfs):
+    world = lfs
+    work = lfs_repo(world, files={"a.bin": os.urandom(10_000)})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    landing = os.urandom(9_000)
+    world.commit(work, "its push has not landed yet", {"b.bin": landing})
+    world.git("lfs", "push", "origin", "main", cwd=work)  # git-lfs uploads first
+    kept = world.git_s3("lfs-prune", "origin", cwd=work)
+    assert f"kept:      lfs/{oid_of(landing)}" in kept.stdout
+    assert f"lfs/{oid_of(landing)}" in lfs_keys(world)
+    world.git("push", "-q", "origin", "main", cwd=work)  # the push lands: needed now
+    world.git_s3("lfs-prune", "origin", *NO_GRACE, cwd=work)
+    assert f"lfs/{oid_of(landing)}" in lfs_keys(world)
+
+
+def test_lfs_prune_keep_days_drops_old_history_but_never_a_tip(lfs):
+    world = lfs
+    ancient, recent = os.urandom(8_000), os.urandom(7_000)
+    work = world.repo()
+    world.run("lfs-s3-py", "install", cwd=work)
+    world.git("lfs", "track", "*.bin", cwd=work)
+    month_ago = {"GIT_COMMITTER_DATE": "@%d +0000" % (time.time() - 30 * 86400)}
+    (work / "a.bin").write_bytes(ancient)
+    world.git("add", "-A", cwd=work)
+    world.git("commit", "-q", "-m", "a month ago", cwd=work, env=month_ago)
+    world.git("branch", "stale", cwd=work)
+    world.commit(work, "today", {"a.bin": recent})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    whole = world.git_s3("lfs-prune", "origin", "--dry-run", *NO_GRACE, cwd=work)
+    assert "would delete 0 LFS objects" in whole.stdout
+    recent_only = world.git_s3("lfs-prune", "origin", "--keep-days", "7", *NO_GRACE, cwd=work)
+    assert "deleted 1 LFS objects" in recent_only.stdout
+    assert lfs_keys(world) == [f"lfs/{oid_of(recent)}"]
+    # a tip older than the window keeps its tree's objects
+    world.git("push", "-q", "origin", "stale", cwd=work)
+    world.git("lfs", "push", "--object-id", "origin", oid_of(ancient), cwd=work)
+    world.git_s3("lfs-prune", "origin", "--keep-days", "7", *NO_GRACE, cwd=work)
+    assert set(lfs_keys(world)) == {f"lfs/{oid_of(ancient)}", f"lfs/{oid_of(recent)}"}
+
+
+def test_an_interrupted_lfs_prune_leaves_a_consistent_bucket(lfs, proxy):
+    world = lfs
+    needed, unneeded = os.urandom(6_000), os.urandom(5_000)
+    work = lfs_repo(world, files={"a.bin": needed})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    world.git("checkout", "-q", "-b", "gone", cwd=work)
+    world.commit(work, "on a branch that goes", {"b.bin": unneeded})
+    world.git("push", "-q", "origin", "gone", cwd=work)
+    world.git("push", "-q", "origin", "--delete", "gone", cwd=work)
+    proxy.add("reset", method="POST")  # DeleteObjects never answers
+    failed = world.git_s3("lfs-prune", "origin", *NO_GRACE, cwd=work, ok=False,
+                          env={**proxy.env, "AWS_MAX_ATTEMPTS": "1"})
+    assert proxy.fired("reset") and "Traceback" not in failed.stderr
+    assert "is healthy" in world.git_s3("doctor", "--lfs", "origin", cwd=work).stdout
+    world.git_s3("lfs-prune", "origin", *NO_GRACE, cwd=work)  # again, to the end
+    assert lfs_keys(world) == [f"lfs/{oid_of(needed)}"]

@@ -123,7 +123,7 @@ def test_an_empty_prefix_is_no_repository(world):
 def test_every_command_has_help(world):
     usage = world.run("git-s3", "--help").stdout
     for command in ("info", "doctor", "gc", "protect", "unprotect", "delete-branch",
-                    "set-head", "migrate"):
+                    "set-head", "migrate", "lfs-prune"):
         assert f"    {command} <remote>" in usage
         shown = world.git_s3(command, "--help")
         assert shown.stdout.startswith(f"usage: git s3 {command}")
