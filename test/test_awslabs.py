@@ -22,10 +22,9 @@ def awslabs(world, name, *args, **kwargs):
     return world.run(PEER_BIN / name, *args, **kwargs)
 
 
-def by_hand(world, *args, cwd=None, ok=True):
+def by_hand(world, *args):
     """Run our helper as a person would: no GIT_DIR, no protocol on stdin."""
-    return world.run("git-remote-s3", *args, cwd=cwd, ok=ok, env={"GIT_DIR": None},
-                     input="")
+    return world.run("git-remote-s3", *args, env={"GIT_DIR": None}, input="")
 
 
 def test_their_repair_command_runs_git_s3(world):

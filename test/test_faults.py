@@ -11,7 +11,7 @@ import pytest
 from test_errors import fatal_line
 
 
-def healthy(world, repo=None):
+def healthy(world):
     """What a fault-free client sees afterwards: a clone that fscks clean, a remote
     doctor calls healthy (leftovers aside)."""
     copy = world.clone(f"check-{time.monotonic_ns()}")
