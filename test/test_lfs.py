@@ -3,11 +3,16 @@
 import hashlib
 import json
 import os
+import queue
 import shutil
+import signal
+import socket
+import subprocess
 import sys
+import threading
 import time
 
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 import pytest
 
@@ -36,6 +41,44 @@ def run_agent(world, repo, *events, args=()):
     lines = "".join(json.dumps(e) + "\n" for e in events) + '{"event": "terminate"}\n'
     out = world.run("lfs-s3-py", *args, cwd=repo, input=lines).stdout
     return [json.loads(line) for line in out.splitlines()]
+
+
+class RunningAgent:
+    """lfs-s3-py started as git-lfs starts it and driven one event at a time; its
+    stderr (GIT_REMOTE_S3_VERBOSE) goes to a file, `log`."""
+
+    def __init__(self, world, repo, name):
+        self.world, self.log = world, world.tmp / f"{name}.log"
+        self.proc = subprocess.Popen(
+            ["lfs-s3-py"], cwd=repo, text=True, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self.log.open("w"), start_new_session=True,
+            env={**world.env, "GIT_REMOTE_S3_VERBOSE": "1"})
+        self.replies = queue.Queue()
+        threading.Thread(target=lambda: [self.replies.put(json.loads(line))
+                                         for line in self.proc.stdout], daemon=True).start()
+
+    def ask(self, event, timeout=60):
+        """Send one event; return the replies up to its answer (`{}` for init)."""
+        self.proc.stdin.write(json.dumps(event) + "\n")
+        self.proc.stdin.flush()
+        replies = [self.replies.get(timeout=timeout)]
+        while replies[-1].get("event") == "progress" and len(replies) < 1000:
+            replies.append(self.replies.get(timeout=timeout))
+        return replies
+
+    def upload(self, repo, content):
+        oid = oid_of(content)
+        path = repo / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+        return self.ask({"event": "upload", "oid": oid, "size": len(content),
+                         "path": str(path), "action": None})[-1]
+
+    def kill(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.world.finish(self.proc)
+
+    def stop(self):
+        self.world.finish(self.proc, input='{"event": "terminate"}\n')
+        return self.log.read_text()
 
 
 def test_push_stores_objects_at_prefix_lfs_oid_and_clone_checks_them_out(lfs):
@@ -392,15 +435,73 @@ def test_s3_failures_reach_the_user_through_git_lfs(lfs, case):
     assert lfs_keys(world) == []
 
 
-def test_many_files_with_concurrent_agents(lfs):
+@pytest.mark.parametrize("sharing", ["shared", "alone"])
+def test_many_files_with_concurrent_agents(lfs, sharing):
+    """git-lfs starts 8 agents; on Linux the first to get work serves the others' too."""
     world = lfs
     files = {f"f{i:02d}.bin": os.urandom(5_000 + i) for i in range(40)}
     work = lfs_repo(world, files=files)
     world.git("config", "lfs.concurrenttransfers", "8", cwd=work)
-    world.git("push", "-q", "origin", "main", cwd=work)
+    env = {"GIT_TRACE": "1", "GIT_REMOTE_S3_VERBOSE": "1",
+           "GIT_TEST_LFS_ALONE": "1" if sharing == "alone" else None}
+    pushed = world.git("push", "-q", "origin", "main", cwd=work, env=env).stderr
+    hosts = pushed.count("s3: serving the transfers of sibling agents too")
+    relays = pushed.count("s3: relaying transfers to a sibling agent")
+    assert (hosts, relays > 0) == ((1, True) if sharing == "shared" else (0, False))
+    assert pushed.count(f"s3: PutObject {world.url}/lfs/") == 40 and "Traceback" not in pushed
     assert len(lfs_keys(world)) == 40
-    copy = world.clone("copy")
+    copy = world.tmp / "copy"
+    world.git("clone", "-q", world.url, copy, env=env)
     assert all((copy / name).read_bytes() == data for name, data in files.items())
+
+
+def test_a_sibling_does_its_transfers_itself_once_the_host_agent_is_gone(lfs):
+    world = lfs
+    x, y, z = (os.urandom(30_000) for _ in range(3))
+    work = lfs_repo(world, files={"x.bin": x, "y.bin": y, "z.bin": z})
+    host, sibling = RunningAgent(world, work, "host"), RunningAgent(world, work, "sibling")
+    for agent in (host, sibling):
+        assert agent.ask({"event": "init", "operation": "upload", "remote": "origin"}) == [{}]
+    assert host.upload(work, x) == {"event": "complete", "oid": oid_of(x)}
+    assert sibling.upload(work, y) == {"event": "complete", "oid": oid_of(y)}
+    host.kill()
+    assert sibling.upload(work, z) == {"event": "complete", "oid": oid_of(z)}
+    sibling_log, host_log = sibling.stop(), host.log.read_text()
+    assert "serving the transfers of sibling agents too" in host_log
+    assert f"PutObject {world.url}/lfs/{oid_of(y)}" in host_log  # done by the host
+    assert "relaying transfers to a sibling agent" in sibling_log
+    assert "hosting transfers is gone: working alone" in sibling_log
+    assert f"PutObject {world.url}/lfs/{oid_of(z)}" in sibling_log
+    assert sorted(lfs_keys(world)) == sorted(f"lfs/{oid_of(c)}" for c in (x, y, z))
+
+
+def test_only_agents_of_the_same_git_lfs_may_use_the_host_agent(lfs):
+    """The host runs transfers with the user's credentials and reads the files it is
+    told to: a process that is not a sibling agent is refused."""
+    world = lfs
+    x = os.urandom(30_000)
+    work = lfs_repo(world, files={"x.bin": x})
+    secret = world.tmp / "secret"
+    secret.write_bytes(b"not for the bucket\n")
+    host = RunningAgent(world, work, "host")
+    host.ask({"event": "init", "operation": "upload", "remote": "origin"})
+    host.upload(work, x)
+    # The host's launcher is this test process, which is no sibling of it.
+    address = load_script("lfs-s3-py").sharing_address(world.url, os.getpid())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(60)
+        conn.connect(address)
+        conn.sendall(json.dumps({"event": "upload", "oid": oid_of(secret.read_bytes()),
+                                 "size": secret.stat().st_size, "path": str(secret)})
+                     .encode() + b"\n")
+        try:
+            answer = conn.recv(1)
+        except ConnectionResetError:  # closed before it read what we sent
+            answer = b""
+        assert answer == b""  # no answer: closed
+    log = host.stop()
+    assert "refused a connection from a process that is no sibling agent" in log
+    assert lfs_keys(world) == [f"lfs/{oid_of(x)}"]
 
 
 # On the bucket: git s3 doctor --lfs checks every pointer the refs reach
