@@ -6,7 +6,7 @@ PREFIX ?= $(HOME)/.local
 BIN := $(VENV)/bin
 SCRIPTS := git-remote-s3 lfs-s3-py git-s3
 
-.PHONY: test test-moto lint demo bench install sync-shared venv git-lfs
+.PHONY: test test-moto lint demo bench install sync-shared venv git-lfs gnupg
 
 # A venv with boto3, pytest and SeaweedFS (the S3 server the tests start).
 $(BIN)/pytest: test/requirements.txt
@@ -16,13 +16,22 @@ $(BIN)/pytest: test/requirements.txt
 
 venv: $(BIN)/pytest
 
-# The LFS tests need git-lfs: installed with apt-get when we are root, else we say how.
+# The LFS tests need git-lfs, the encryption tests gpg: installed with apt-get when we
+# are root, else we say how.
 git-lfs:
 	@command -v git-lfs >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git-lfs >/dev/null; \
 	  else \
 	    echo "make: git-lfs is missing; install it (apt-get install git-lfs, or https://git-lfs.com) to run the LFS tests" >&2; \
+	  fi; }
+
+gnupg:
+	@command -v gpg >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnupg >/dev/null; \
+	  else \
+	    echo "make: gpg is missing; install GnuPG (apt-get install gnupg) to run the encryption tests" >&2; \
 	  fi; }
 
 # pyflakes reads the extension-less scripts when they are named: unused names fail.
@@ -32,11 +41,11 @@ lint: venv
 # Two workers (each with its own S3 server) use both cores of a CI machine.
 TEST_WORKERS ?= 2
 
-test: venv git-lfs lint
+test: venv git-lfs gnupg lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) test
 
 # The same suite against moto's standalone S3 server, a second implementation.
-test-moto: venv git-lfs lint
+test-moto: venv git-lfs gnupg lint
 	S3_TEST_SERVER=moto $(BIN)/pytest -q -n $(TEST_WORKERS) test
 
 demo: venv

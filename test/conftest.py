@@ -8,6 +8,7 @@ Tests marked `long` are the long forms of quicker ones (more rounds of the same 
 they run under CI=true or with GIT_REMOTE_S3_LONG_TESTS=1, and are left out otherwise.
 """
 
+import hmac
 import importlib.machinery
 import importlib.util
 import json
@@ -209,6 +210,26 @@ class World:
     def assert_fsck_clean(self, repo):
         self.git("fsck", "--strict", "--no-dangling", cwd=repo)
 
+    def encrypt(self, keys):
+        """Use the throw-away keyring, and create repositories encrypted to Alice."""
+        self.gpg_homes = keys
+        self.env["GNUPGHOME"] = keys["owner"]
+        with open(Path(self.env["HOME"]) / ".gitconfig", "a") as config:
+            config.write("[s3]\n\tencryptTo = alice@example.com\n")
+
+    def decrypt(self, data):
+        """The plaintext of a gpg message on the bucket, with the owner's keys."""
+        return subprocess.run(["gpg", "--batch", "--quiet", "--decrypt"], input=data,
+                              check=True, capture_output=True, timeout=60,
+                              env={**os.environ, "GNUPGHOME": self.env["GNUPGHOME"]}).stdout
+
+    def lfs_name(self, oid):
+        """Where lfs-s3-py keeps the object `oid`: lfs/<oid>, or in an encrypted
+        repository lfs/<HMAC-SHA256 of the oid under the manifest's lfs_key>."""
+        key = self.manifest().get("lfs_key")
+        return f"lfs/{hmac.new(bytes.fromhex(key), oid.encode(), 'sha256').hexdigest()}" \
+            if key else f"lfs/{oid}"
+
     # the bucket
 
     def keys(self, prefix=None):
@@ -229,9 +250,12 @@ class World:
         return {o["Key"]: o["ETag"] for o in page.get("Contents", [])}
 
     def manifest(self):
-        body = self.s3.get_object(Bucket=self.server.bucket,
-                                  Key=f"{self.prefix}/manifest.json")["Body"].read()
-        return json.loads(body)
+        """The manifest as JSON; an encrypted one's plaintext."""
+        body = json.loads(self.s3.get_object(Bucket=self.server.bucket,
+                                             Key=f"{self.prefix}/manifest.json")["Body"].read())
+        if "encrypted" in body:
+            return json.loads(self.decrypt(body["encrypted"]["message"].encode()))
+        return body
 
     def put(self, name, body):
         self.s3.put_object(Bucket=self.server.bucket, Key=f"{self.prefix}/{name}", Body=body)
@@ -239,7 +263,39 @@ class World:
 
 @pytest.fixture
 def world(s3server, tmp_path, helper_bin, request):
-    return World(s3server, tmp_path, helper_bin, request.node.name)
+    """A world; parametrized indirectly with "encrypted", one whose pushes create
+    repositories encrypted to Alice (s3.encryptTo), whose key it holds."""
+    world = World(s3server, tmp_path, helper_bin, request.node.name)
+    if getattr(request, "param", "plain") == "encrypted":
+        world.encrypt(request.getfixturevalue("gpg_keys"))
+    return world
+
+
+@pytest.fixture(scope="session")
+def gpg_keys(tmp_path_factory):
+    """Throw-away gpg keys without passphrases, never the user's: GNUPGHOMEs "owner"
+    (Alice's and Bob's secret keys) and "stranger" (only their public keys)."""
+    if shutil.which("gpg") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("gpg is not installed (make test installs gnupg)")
+        pytest.skip("gpg is not installed")
+    base = tmp_path_factory.mktemp("gpg")
+    homes = {"owner": base / "owner", "stranger": base / "stranger"}
+    for home in homes.values():
+        home.mkdir(mode=0o700)
+
+    def gpg(home, *args, **kwargs):
+        return subprocess.run(["gpg", "--batch", "--quiet", *args], check=True,
+                              capture_output=True, timeout=120,
+                              env={**os.environ, "GNUPGHOME": str(homes[home])}, **kwargs)
+    for who in ("Alice", "Bob"):
+        gpg("owner", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key",
+            f"{who} <{who.lower()}@example.com>", "future-default", "default", "never")
+    gpg("stranger", "--import", input=gpg("owner", "--export").stdout)
+    yield {name: str(home) for name, home in homes.items()}
+    for home in homes.values():
+        subprocess.run(["gpgconf", "--kill", "all"], capture_output=True, timeout=60,
+                       env={**os.environ, "GNUPGHOME": str(home)})
 
 
 @pytest.fixture

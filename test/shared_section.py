@@ -1,8 +1,8 @@
 """The sections shared verbatim between the scripts.
 
-The S3 section (URL parsing, client, errors, logging) is in all three scripts; the
-repository section (manifest, bundles, fetching, committing) is in git-remote-s3 and
-git-s3. git-remote-s3 holds the canonical copy of both: edit them there.
+The S3 section (URL parsing, client, errors, logging) and the encryption section (gpg,
+the manifest's envelope, LFS names) are in all three scripts; the repository section
+(manifest, bundles, fetching, committing) is in git-remote-s3 and git-s3. git-remote-s3 holds the canonical copy of both: edit them there.
 `python test/shared_section.py` (make sync-shared) copies them into every other script
 that has the markers. It refuses to overwrite a copy that was edited, since that would
 silently erase the edit: a copy is untouched while it holds the text of the last commit
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CANONICAL = "git-remote-s3"
 SCRIPTS = ("git-remote-s3", "lfs-s3-py", "git-s3")
-SECTIONS = {"S3": SCRIPTS, "REPOSITORY": ("git-remote-s3", "git-s3")}
+SECTIONS = {"S3": SCRIPTS, "ENCRYPTION": SCRIPTS, "REPOSITORY": ("git-remote-s3", "git-s3")}
 
 
 def markers(name):
@@ -64,8 +64,9 @@ def last_synced():
 
 def edited_copy(script, name, current, canonical):
     """What syncing would erase of an edit made in a non-canonical copy (a diff from
-    the canonical text to the copy), or None when the copy is untouched."""
-    if current == section(git("show", f"HEAD:{script}"), name) or \
+    the canonical text to the copy), or None when the copy is untouched (or new: only
+    its two markers)."""
+    if current == "" or current == section(git("show", f"HEAD:{script}"), name) or \
             digest(current) == last_synced().get(name):
         return None
     return "".join(difflib.unified_diff(

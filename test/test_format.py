@@ -113,17 +113,19 @@ def test_every_bundle_is_a_plain_git_bundle_and_rebuilds_the_repository(world):
     assert world.rev(rebuilt, "v1") == world.rev(work, "v1")
 
 
-def test_manifest_of_a_newer_format_is_read_with_a_warning_but_never_written(world):
+def test_manifest_of_a_newer_format_is_read_with_a_warning_but_never_written(
+        world, helper_module):
     work = world.repo()
     world.git("push", "-q", "origin", "main", cwd=work)
     manifest = world.manifest()
     assert manifest["format"] == 1
-    manifest["format"] = 3
+    manifest["format"] = helper_module.FORMAT + 1
     world.put("manifest.json", json.dumps(manifest))
     before = world.snapshot()
 
     listed = world.git("ls-remote", world.url)
-    assert "warning:" in listed.stderr and "manifest format 3" in listed.stderr
+    assert "warning:" in listed.stderr and \
+        f"manifest format {helper_module.FORMAT + 1}" in listed.stderr
     world.commit(work, "refused")
     refused = world.git("push", "origin", "main", cwd=work, ok=False)
     assert "fatal: refusing to write" in refused.stderr

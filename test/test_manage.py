@@ -130,10 +130,10 @@ def test_every_command_has_help(world):
     assert world.git_s3("-h").stdout == usage
 
 
-def test_a_manifest_of_a_newer_format_is_not_changed(world):
+def test_a_manifest_of_a_newer_format_is_not_changed(world, helper_module):
     work, _ = world.published()
     manifest = world.manifest()
-    manifest["format"] = 3
+    manifest["format"] = helper_module.FORMAT + 1
     world.put("manifest.json", json.dumps(manifest))
     before = world.snapshot()
     refused = world.git_s3("set-head", "origin", "main", cwd=work, ok=False)
