@@ -2,6 +2,9 @@
 
 import pytest
 
+# Every guarantee holds for encrypted repositories too (test_encryption.py).
+pytestmark = pytest.mark.parametrize("world", ["plain", "encrypted"], indirect=True)
+
 CLIENTS = 4
 
 

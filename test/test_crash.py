@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# Every guarantee holds for encrypted repositories too (test_encryption.py).
+pytestmark = pytest.mark.parametrize("world", ["plain", "encrypted"], indirect=True)
+
 PHASES = {"upload": "old", "uploaded": "old", "committed": "new"}
 
 

@@ -10,6 +10,9 @@ import pytest
 
 from test_errors import fatal_line
 
+# Every guarantee holds for encrypted repositories too (test_encryption.py).
+pytestmark = pytest.mark.parametrize("world", ["plain", "encrypted"], indirect=True)
+
 
 def healthy(world):
     """What a fault-free client sees afterwards: a clone that fscks clean, a remote
@@ -102,7 +105,7 @@ def prepare_lfs_download(world):
 
 def check_lfs(world, state):
     from test_lfs import lfs_keys, oid_of
-    assert lfs_keys(world) == [f"lfs/{oid_of(state['content'])}"]
+    assert lfs_keys(world) == [world.lfs_name(oid_of(state['content']))]
     copy = state.get("copy") or world.clone("lfs-check")
     assert (copy / "a.bin").read_bytes() == state["content"]
 
