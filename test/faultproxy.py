@@ -11,6 +11,8 @@ It forwards every request to the server and, where a rule matches, injects a fau
     delay      wait `seconds`, then forward
     ignore     forward without If-Match / If-None-Match (re-signed), like a store
                that accepts conditional writes and ignores the conditions
+    kms        forward without the SSE-KMS headers (re-signed), for a store with no
+               KMS; what each request asked for is kept in `proxy.encryption`
 
 A rule matches by method and a regex on the object key, and fires on the `nth`
 matching request, on the `first` N, on `every` kth, or (none of those) on all of them.
@@ -36,6 +38,7 @@ ERRORS = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
     "503": (503, "SlowDown", "Please reduce your request rate."),
 }
+SSE = "x-amz-server-side-encryption"
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
               "trailer", "upgrade"}
 
@@ -72,6 +75,7 @@ class FaultProxy:
         self.credentials = credentials  # (key, secret), to re-sign for 'ignore'
         self.region = region
         self.rules, self.log = [], []
+        self.encryption = []  # (method, path with query, SSE header, KMS key id)
         self.lock = threading.Lock()
         handler = type("Handler", (Handler,), {"proxy": self})
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -136,7 +140,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(rule.seconds)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         if fault == "ignore":
-            headers = self.unconditional(headers, body)
+            headers = self.resigned(headers, body, ("if-match", "if-none-match"))
+        if fault == "kms":
+            lower = {k.lower(): v for k, v in headers.items()}
+            with self.proxy.lock:
+                self.proxy.encryption.append((
+                    self.command, self.path, lower.get(SSE),
+                    lower.get(f"{SSE}-aws-kms-key-id")))
+            headers = self.resigned(headers, body, (SSE, f"{SSE}-aws-kms-key-id"))
         status, reason, answer_headers, answer = self.forward(headers, body)
         if fault == "ignore" and status in (200, 412):
             self.proxy.log.append(("ignore", self.command, key))
@@ -179,12 +190,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         finally:
             connection.close()
 
-    def unconditional(self, headers, body):
-        """The same request without its conditions, signed again (the conditions
-        are part of the signature)."""
+    def resigned(self, headers, body, dropped):
+        """The same request without the `dropped` headers, signed again (they are
+        part of the signature)."""
         headers = {k: v for k, v in headers.items()
-                   if k.lower() not in ("if-match", "if-none-match", "authorization",
-                                        "x-amz-date")}
+                   if k.lower() not in (*dropped, "authorization", "x-amz-date")}
         host = headers.get("Host") or headers.get("host")
         request = botocore.awsrequest.AWSRequest(
             method=self.command, url=f"http://{host}{self.path}", data=body, headers=headers)

@@ -178,3 +178,40 @@ def test_lfs_objects_are_encrypted_under_a_keyed_name(world, lfs):
     world.git("lfs", "push", "--all", "origin", cwd=work)
     log = (work / ".git" / "lfs" / "tmp" / "lfs-s3-py.log").read_text()
     assert f"{oid_of(content)} is already on the bucket" in log and "PutObject" not in log
+
+
+# SSE-KMS: the bucket's own encryption with the user's KMS key
+
+def test_sse_kms_with_the_chosen_key_on_every_object_written(lfs, proxy):
+    """The test server has no KMS: the proxy notes what each request asked for and
+    forwards it without (faultproxy's `kms`)."""
+    world = lfs
+    proxy.add("kms")
+    world.git("config", "--global", "s3.kmsKeyId", "alias/team-git")
+    work = lfs_repo(world, files={"big.bin": os.urandom(17 * 2**20)})  # multipart
+    world.commit(work, "code", files={"raw.dat": os.urandom(17 * 2**20)})  # a big bundle
+    world.git("remote", "add", "ci", world.url.replace("s3://", "s3+zip://"), cwd=work)
+    world.run("lfs-s3-py", "install", "--remote", "ci", cwd=work)
+    world.git("push", "-q", "ci", "main", cwd=work, env=proxy.env)  # with a zip
+    world.git_s3("protect", "origin", "main", cwd=work, env=proxy.env)
+    world.commit(work, "other key")
+    world.git("push", "-q", "origin", "main", cwd=work,
+              env={**proxy.env, "GIT_REMOTE_S3_KMS_KEY_ID": "alias/other"})
+
+    def kind(method, path):
+        if method == "PUT":
+            return "UploadPart" if "partNumber=" in path else "PutObject"
+        if method == "POST" and path.endswith("?uploads"):
+            return "CreateMultipartUpload"
+        return None
+    writes = [(kind(m, p), p.split("?")[0], sse, key) for m, p, sse, key in proxy.encryption
+              if kind(m, p) in ("PutObject", "CreateMultipartUpload")]
+    for what in (("CreateMultipartUpload", "/lfs/"), ("CreateMultipartUpload", "/bundles/"),
+                 ("PutObject", "/manifest.json"), (None, "/repo.zip")):
+        assert any(what[0] in (None, w[0]) and what[1] in w[1] for w in writes), what
+    assert all(sse == "aws:kms" for _, _, sse, _ in writes)
+    keys = [key for _, _, _, key in writes]
+    assert set(keys) == {"alias/team-git", "alias/other"} and keys[-1] == "alias/other"
+    parts = [e for e in proxy.encryption if kind(e[0], e[1]) == "UploadPart"]
+    assert parts and all(e[2] is None for e in parts)  # S3 takes them at the start only
+    assert (world.clone("copy") / "big.bin").stat().st_size == 17 * 2**20
