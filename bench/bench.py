@@ -4,7 +4,8 @@ For a ~10 MB and a ~100 MB repository (deterministic, built from the installed P
 standard library's sources), compare a push/clone/fetch through s3:// on a local
 SeaweedFS with the same operation against a local `file://` bare repository (git's
 own cost), and report bytes moved, storage, ls-remote with 20,000 unrelated objects
-under the prefix, and the helper's peak RSS. Then git-lfs push and fetch of 100 files
+under the prefix, and the helper's peak RSS; for 100 MB also the push and clone of
+the same repository encrypted with gpg, beside the plain ones. Then git-lfs push and fetch of 100 files
 of 1 MB and of 2 files of 200 MB through lfs-s3-py, through awslabs' agent (git-lfs-s3
 from pip git-remote-s3==0.4.2, in the venv), and the floor: git-lfs with an agent that
 moves no bytes (bench/noop_agent.py) plus raw boto3 moving the same files. Targets are
@@ -190,7 +191,7 @@ def bench_size(label, generations, work, env, bucket):
     file_url = f"file://{bare}"
 
     t_file = timed(["git", "push", "-q", file_url, "main"], env, cwd=source)
-    t_s3 = timed(["git", "push", "-q", url, "main"], env, cwd=source)
+    t_s3 = t_push_s3 = timed(["git", "push", "-q", url, "main"], env, cwd=source)
     report_row(f"initial push ({label})", fmt_s(t_file), fmt_s(t_s3),
                f"{t_s3 / t_file:.2f}x")
 
@@ -219,6 +220,8 @@ def bench_size(label, generations, work, env, bucket):
                f"{t_s3 / t_file:.2f}x, target <= 1.3x: {verdict(t_s3 <= 1.3 * t_file)}")
     report_row("clone: bytes down", fmt_b(down_file), fmt_b(down_s3))
     clone_rss = max_rss_since(env, rss_mark)
+    if label == "100 MB":
+        bench_encrypted(source, work, env, bucket, t_push_s3, t_s3)
 
     add_commit(source, env, "fetch me")
     run(["git", "push", "-q", file_url, "main"], env, cwd=source)
@@ -248,6 +251,29 @@ def bench_size(label, generations, work, env, bucket):
                f"target < 150 MiB: {verdict(max_rss_since(env, 0) < 150 * 1024)}")
     for path in (source, bare, clone_file, clone_s3):
         shutil.rmtree(path)
+
+
+def bench_encrypted(source, work, env, bucket, t_push, t_clone):
+    """The same push and clone of a repository encrypted with gpg (a throw-away key),
+    beside the plain ones just measured."""
+    gnupg = work / "gnupg"
+    gnupg.mkdir(mode=0o700)
+    env = {**env, "GNUPGHOME": str(gnupg)}
+    run(["gpg", "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "",
+         "--quick-gen-key", "Bench <bench@example.com>", "future-default", "default",
+         "never"], env)
+    url = f"s3://{bucket.bucket}/bench-encrypted-{os.getpid()}"
+    t_sealed = timed(["git", "-c", "s3.encryptTo=bench@example.com", "push", "-q", url,
+                      "HEAD:refs/heads/main"], env, cwd=source)
+    report_row("encrypted initial push: plain / gpg", fmt_s(t_push), fmt_s(t_sealed),
+               f"{t_sealed / t_push:.2f}x")
+    clone = work / "clone-encrypted"
+    t_sealed = best_of(3, ["git", "clone", "-q", url, str(clone)], env, clone)
+    report_row("encrypted clone: plain / gpg (best of 3)", fmt_s(t_clone), fmt_s(t_sealed),
+               f"{t_sealed / t_clone:.2f}x, target <= 1.5x: "
+               f"{verdict(t_sealed <= 1.5 * t_clone)}")
+    shutil.rmtree(clone)
+    subprocess.run(["gpgconf", "--kill", "all"], env=env, capture_output=True)
 
 
 AGENTS = {  # name: the program git-lfs starts (awslabs' from pip, in the venv)

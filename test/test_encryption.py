@@ -179,6 +179,35 @@ def test_lfs_objects_are_encrypted_under_a_keyed_name(world, lfs):
     log = (work / ".git" / "lfs" / "tmp" / "lfs-s3-py.log").read_text()
     assert f"{oid_of(content)} is already on the bucket" in log and "PutObject" not in log
 
+    # Bob instead of Alice: gc encrypts the object again, to Bob alone.
+    before = encrypted_to(world, data)
+    world.git_s3("encrypt", "origin", "--to", "bob@example.com", "--remove",
+                 "alice@example.com", cwd=work)
+    gc = world.git_s3("gc", "origin", cwd=work).stdout
+    assert "encrypted 1 LFS objects again to the current recipients" in gc
+    after = encrypted_to(world, bucket_bytes(world)[stored[0]])
+    assert len(after) == 1 and after != before
+    again = world.clone("again")
+    assert (again / "big.bin").read_bytes() == content
+
+
+@encrypted
+def test_no_change_writes_a_plaintext_manifest_over_an_encrypted_one(world, helper_module,
+                                                                      monkeypatch):
+    """Store.commit's own guard, whatever a change returns."""
+    work = world.repo()
+    world.git("push", "-q", "origin", "main", cwd=work)
+    before = world.snapshot()
+    for name, value in world.env.items():
+        monkeypatch.setenv(name, value)
+    store = helper_module.Store(helper_module.S3Url(world.url))
+
+    def downgrade(manifest):
+        return helper_module.dataclasses.replace(manifest, seal=None, head=None), None
+    with pytest.raises(helper_module.ManifestError, match="refusing to write a plaintext"):
+        store.commit(downgrade)
+    assert world.snapshot() == before
+
 
 # SSE-KMS: the bucket's own encryption with the user's KMS key
 
