@@ -119,11 +119,11 @@ def test_atomic_is_enforced_by_the_helper_too(world):
 
 def test_dry_run_writes_nothing_to_the_bucket(world):
     work = world.repo()
-    world.git("push", "-q", "origin", "main", cwd=work)
+    world.git("push", "-q", "origin", "main", "main:old", cwd=work)
     world.commit(work, "not pushed")
     world.git("branch", "new-branch", cwd=work)
     before = world.snapshot()
     dry = world.git("push", "--dry-run", "origin", "main", "new-branch", cwd=work)
     assert "main -> main" in dry.stderr and "new-branch -> new-branch" in dry.stderr
-    world.git("push", "--dry-run", "origin", "--delete", "main", cwd=work)
+    world.git("push", "--dry-run", "origin", "--delete", "old", cwd=work)
     assert world.snapshot() == before

@@ -53,10 +53,14 @@ def test_delete_branch_refuses_head_and_protected_branches_unless_forced(world):
     assert "refs/heads/topic" not in world.remote_refs()
     before = world.snapshot()
     head = world.git_s3("delete-branch", "origin", "-b", "main", cwd=work, ok=False)
-    assert "fatal: refusing to delete 'main': it is the remote HEAD" in head.stderr
+    assert "fatal: refusing to delete 'main': deletion of the current branch " \
+        "prohibited\nhint: git s3 set-head another branch first, or use --force" in head.stderr
+    pushed = world.git("push", "origin", "--delete", "main", cwd=work, ok=False)
+    assert "! [remote rejected] main (deletion of the current branch prohibited)" in \
+        pushed.stderr  # the same decision, from the same code
     kept = world.git_s3("delete-branch", "origin", "-b", "kept", cwd=work, ok=False)
-    assert "fatal: refusing to delete the protected branch 'kept'" in kept.stderr
-    assert "hint: git s3 unprotect it first, or use --force" in kept.stderr
+    assert "fatal: refusing to delete 'kept': protected branch: no delete; 'git s3 " \
+        "unprotect' allows it\nhint: use --force to delete it anyway" in kept.stderr
     assert world.snapshot() == before
 
     world.git_s3("delete-branch", "origin", "-b", "kept", "--force", cwd=work)
