@@ -5,7 +5,8 @@ standard library's sources), compare a push/clone/fetch through s3:// on a local
 SeaweedFS with the same operation against a local `file://` bare repository (git's
 own cost), and report bytes moved, storage, ls-remote with 20,000 unrelated objects
 under the prefix, and the helper's peak RSS; for 100 MB also the push and clone of
-the same repository encrypted with gpg, beside the plain ones. Then git-lfs push and fetch of 100 files
+the same repository encrypted with gpg, beside the plain ones, and partial and shallow
+clones (where git's server sends less and ours the whole history). Then git-lfs push and fetch of 100 files
 of 1 MB and of 2 files of 200 MB through lfs-s3-py, through awslabs' agent (git-lfs-s3
 from pip git-remote-s3==0.4.2, in the venv), and the floor: git-lfs with an agent that
 moves no bytes (bench/noop_agent.py) plus raw boto3 moving the same files. Targets are
@@ -222,6 +223,7 @@ def bench_size(label, generations, work, env, bucket):
     clone_rss = max_rss_since(env, rss_mark)
     if label == "100 MB":
         bench_encrypted(source, work, env, bucket, t_push_s3, t_s3)
+        bench_narrow_clones(work, env, file_url, url)
 
     add_commit(source, env, "fetch me")
     run(["git", "push", "-q", file_url, "main"], env, cwd=source)
@@ -251,6 +253,20 @@ def bench_size(label, generations, work, env, bucket):
                f"target < 150 MiB: {verdict(max_rss_since(env, 0) < 150 * 1024)}")
     for path in (source, bare, clone_file, clone_s3):
         shutil.rmtree(path)
+
+
+def bench_narrow_clones(work, env, file_url, url):
+    """Partial and shallow clones: git's server sends less; ours sends the whole
+    history (with a warning), so these rows say what that costs."""
+    for label, option in (("partial clone (--filter=blob:none)", "--filter=blob:none"),
+                          ("shallow clone (--depth 1)", "--depth=1")):
+        times = []
+        for remote in (file_url, url):
+            clone = work / "clone-narrow"
+            times.append(best_of(3, ["git", "clone", "-q", option, remote, str(clone)], env,
+                                 clone))
+            shutil.rmtree(clone)
+        report_row(label, fmt_s(times[0]), fmt_s(times[1]), f"{times[1] / times[0]:.2f}x")
 
 
 def bench_encrypted(source, work, env, bucket, t_push, t_clone):
