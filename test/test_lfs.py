@@ -349,6 +349,22 @@ def test_init_fails_clearly_for_a_remote_without_an_s3_url(lfs):
             "code": 32, "message": "no s3:// URL: the agent's init failed"}}]
 
 
+def test_a_corrupt_manifest_stops_transfers_rather_than_guess_plaintext(lfs):
+    """Whether the repository is encrypted is in its manifest: unreadable, no guess."""
+    world = lfs
+    content = os.urandom(10_000)
+    work = lfs_repo(world, files={"x.bin": content})
+    world.put("manifest.json", b"{not json")
+    path = work / ".git" / "lfs" / "objects" / oid_of(content)[:2] / oid_of(content)[2:4] / \
+        oid_of(content)
+    sent = run_agent(world, work, {"event": "init", "operation": "upload", "remote": "origin"},
+                     {"event": "upload", "oid": oid_of(content), "size": len(content),
+                      "path": str(path)})
+    assert sent[-1]["error"]["message"].startswith(
+        f"the manifest '{world.url}/manifest.json' is corrupt (")
+    assert lfs_keys(world) == []
+
+
 def test_an_unreadable_local_file_fails_that_object_only(lfs):
     world = lfs
     work = lfs_repo(world)
