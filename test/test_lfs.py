@@ -507,12 +507,12 @@ def test_only_agents_of_the_same_git_lfs_may_use_the_host_agent(lfs):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(60)
         conn.connect(address)
-        conn.sendall(json.dumps({"event": "upload", "oid": oid_of(secret.read_bytes()),
-                                 "size": secret.stat().st_size, "path": str(secret)})
-                     .encode() + b"\n")
+        request = {"event": "upload", "oid": oid_of(secret.read_bytes()),
+                   "size": secret.stat().st_size, "path": str(secret)}
         try:
+            conn.sendall(json.dumps(request).encode() + b"\n")
             answer = conn.recv(1)
-        except ConnectionResetError:  # closed before it read what we sent
+        except (BrokenPipeError, ConnectionResetError):  # closed before it read it
             answer = b""
         assert answer == b""  # no answer: closed
     log = host.stop()
