@@ -8,6 +8,11 @@ It forwards every request to the server and, where a rule matches, injects a fau
     cut        forward, then send the headers and only `after` bytes of the body
     drop       forward (the server applies the request), then reset the connection
                without an answer: a write that landed but whose answer was lost
+    stall      forward, then withhold the answer for `seconds` before resetting the
+               connection: a stalled connection, which the client gives up on after
+               its read timeout and sends again. With `then`, a callable run while
+               the answer is held, every other request waits until it returns: the
+               write another client makes before the resend arrives
     delay      wait `seconds`, then forward
     ignore     forward without If-Match / If-None-Match (re-signed), like a store
                that accepts conditional writes and ignores the conditions
@@ -15,13 +20,16 @@ It forwards every request to the server and, where a rule matches, injects a fau
                KMS; what each request asked for is kept in `proxy.encryption`
 
 A rule matches by method and a regex on the object key, and fires on the `nth`
-matching request, on the `first` N, on `every` kth, or (none of those) on all of them.
+matching request, on the `first` N, on `every` kth, with a `chance` (drawn from a
+generator seeded with `seed`, so a run can be replayed), or (none of those) on all of
+them.
 Every fault it injects is logged in `proxy.log` as (fault, method, key), so tests can
 assert that it fired.
 """
 
 import dataclasses
 import http.client
+import random
 import http.server
 import re
 import socket
@@ -51,9 +59,15 @@ class Rule:
     nth: int = None
     first: int = None
     every: int = None
+    chance: float = None
+    seed: int = 0
     after: int = 0        # cut: body bytes sent before the cut
-    seconds: float = 0.0  # delay
+    seconds: float = 0.0  # delay, stall
+    then: object = None   # stall: run while the answer is held
     seen: int = 0
+
+    def __post_init__(self):
+        self.draw = random.Random(self.seed)
 
     def fires(self, method, key):
         if self.method and method != self.method or not re.search(self.key, key):
@@ -65,6 +79,8 @@ class Rule:
             return self.seen <= self.first
         if self.every is not None:
             return self.seen % self.every == 0
+        if self.chance is not None:
+            return self.draw.random() < self.chance
         return True
 
 
@@ -76,7 +92,10 @@ class FaultProxy:
         self.region = region
         self.rules, self.log = [], []
         self.encryption = []  # (method, path with query, SSE header, KMS key id)
+        self.errors = []      # what a stall's `then` raised
         self.lock = threading.Lock()
+        self.open = threading.Event()  # cleared while a stall's `then` runs
+        self.open.set()
         handler = type("Handler", (Handler,), {"proxy": self})
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -128,6 +147,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_request(self):
         body = self.read_body()
+        if not self.proxy.open.wait(300):
+            return self.reset()
         path = urllib.parse.urlsplit(self.path).path
         key = urllib.parse.unquote(path.split("/", 2)[2] if path.count("/") >= 2 else "")
         rule = self.proxy.decide(self.command, key)
@@ -153,6 +174,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.proxy.log.append(("ignore", self.command, key))
         if fault == "drop":
             return self.reset()
+        if fault == "stall":
+            return self.stall(rule)
         self.send_response(status, reason)
         for name, value in answer_headers:
             if name.lower() not in HOP_BY_HOP:
@@ -167,6 +190,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             return self.reset()
         self.wfile.write(answer)
+
+    def stall(self, rule):
+        """The request was applied; hold its answer, run `then` with everything else
+        waiting, and reset the connection."""
+        started = time.monotonic()
+        if rule.then:
+            self.proxy.open.clear()
+            try:
+                rule.then()
+            except Exception as exc:  # the test asserts on proxy.errors
+                self.proxy.errors.append(exc)
+            finally:
+                self.proxy.open.set()
+        time.sleep(max(0.0, rule.seconds - (time.monotonic() - started)))
+        self.reset()
 
     def read_body(self):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
