@@ -304,6 +304,207 @@ def test_a_manifest_write_whose_answer_was_lost_is_our_own(world, proxy, push):
     healthy(world)
 
 
+# The column "answer lost, raced by another writer": A's manifest write lands, its
+# answer is held (a stalled connection) while B makes a change of its own and is told
+# it landed, then A's client sends the write again and is refused. A must report what
+# landed and write nothing more; B's change must survive.
+
+def prepare_race(world):
+    work, copy = world.published(commits=2)
+    world.git("push", "-q", "origin", "main:feature", cwd=work)
+    world.git("fetch", "-q", "origin", cwd=work)
+    return {"work": work, "copy": copy}
+
+
+def prepare_rewrite(world):
+    state = prepare_race(world)
+    world.git("reset", "-q", "--hard", "HEAD~1", cwd=state["work"])
+    world.commit(state["work"], "rewritten by A")
+    return state
+
+
+def prepare_two_refs(world):
+    state = prepare_race(world)
+    world.commit(state["work"], "A's main and feature")
+    world.git("branch", "-f", "feature", cwd=state["work"])
+    return state
+
+
+def prepare_ahead(world):
+    state = prepare_race(world)
+    world.commit(state["work"], "A's fast-forward")
+    return state
+
+
+def prepare_bundles(world):
+    state = prepare_race(world)
+    for i in range(2):
+        world.commit(state["work"], f"bundle {i}")
+        world.git("push", "-q", "origin", "main", cwd=state["work"])
+    state["epoch"] = world.manifest()["epoch"]
+    return state
+
+
+def b_pushes(ref):
+    """B fetches (A's write is there), commits on top of the remote `ref` (or of main,
+    where A deleted it) and pushes it."""
+    def change(world, state):
+        copy = state["copy"]
+        world.git("fetch", "-q", "origin", cwd=copy)
+        remote = world.git("rev-parse", "-q", "--verify", f"origin/{ref}", cwd=copy, ok=None)
+        world.git("checkout", "-q", "-B", "b-work", remote.stdout.strip() or "origin/main",
+                  cwd=copy)
+        state["b"] = world.commit(copy, f"B's change to {ref}")
+        world.git("push", "-q", "origin", f"HEAD:refs/heads/{ref}", cwd=copy)
+    return change
+
+
+def b_runs(*args):
+    def change(world, state):
+        world.git_s3(*args, cwd=state["copy"])
+    return change
+
+
+def a_pushes(*args):
+    def act(world, state, env):
+        state["expected"] = world.git("push", "--dry-run", "--porcelain", *args,
+                                      cwd=state["work"]).stdout
+        return world.git("push", "--porcelain", *args, cwd=state["work"], env=env)
+    return act
+
+
+def a_runs(*args):
+    def act(world, state, env):
+        return world.git_s3(*args, cwd=state["work"], env=env)
+    return act
+
+
+def reported_as_without_the_fault(world, state, done):
+    assert done.stdout == state["expected"]
+
+
+def said(line):
+    def check(world, state, done):
+        assert line.format(url=world.url) in done.stdout
+    return check
+
+
+def b_is_at(ref, a_too=()):
+    """B's acknowledged commit is the ref's tip; A's landed commits are in it."""
+    def check(world, state):
+        refs = world.remote_refs()
+        assert refs[f"refs/heads/{ref}"] == state["b"], "B's acknowledged push was undone"
+        for a_ref in a_too:
+            assert world.git("merge-base", "--is-ancestor", world.rev(state["work"], a_ref),
+                             state["b"], cwd=state["copy"], ok=None).returncode == 0
+    return check
+
+
+def head_is(branch):
+    def check(world, state):
+        assert world.manifest()["head"] == f"refs/heads/{branch}"
+    return check
+
+
+def not_protected(world, state):
+    assert "protected" not in world.manifest()
+
+
+def gc_ran_once(world, state):
+    b_is_at("main")(world, state)
+    manifest = world.manifest()
+    assert manifest["epoch"] == state["epoch"] + 1  # gc's rewrite, once
+    assert len(manifest["bundles"]) == 2  # gc's one bundle, and B's push on top
+
+
+@dataclasses.dataclass
+class Race:
+    prepare: object  # world -> state
+    a: object        # (world, state, env) -> A's finished command
+    b: object        # (world, state) -> None: B's change, made while A's answer is held
+    reported: object  # (world, state, A's command) -> None: A said what landed
+    survived: object  # (world, state) -> None: B's change is there, and A's
+
+
+RACES = {
+    "push": Race(prepare_ahead, a_pushes("origin", "main"), b_pushes("main"),
+                 reported_as_without_the_fault, b_is_at("main", ["main"])),
+    "force": Race(prepare_rewrite, a_pushes("--force", "origin", "main"), b_pushes("main"),
+                  reported_as_without_the_fault, b_is_at("main", ["main"])),
+    "delete": Race(prepare_race, a_pushes("origin", "--delete", "feature"),
+                   b_pushes("feature"), reported_as_without_the_fault, b_is_at("feature")),
+    "lease": Race(prepare_rewrite, a_pushes("--force-with-lease", "origin", "+main"),
+                  b_pushes("main"), reported_as_without_the_fault, b_is_at("main", ["main"])),
+    "atomic": Race(prepare_two_refs, a_pushes("--atomic", "origin", "main", "feature"),
+                   b_pushes("main"), reported_as_without_the_fault,
+                   b_is_at("main", ["main", "feature"])),
+    "delete-branch": Race(prepare_race, a_runs("delete-branch", "origin", "feature"),
+                          b_pushes("feature"), said("deleted 'feature' from '{url}'"),
+                          b_is_at("feature")),
+    "set-head": Race(prepare_race, a_runs("set-head", "origin", "feature"),
+                     b_runs("set-head", "origin", "main"),
+                     said("HEAD of '{url}' is now 'feature'"), head_is("main")),
+    "protect": Race(prepare_race, a_runs("protect", "origin", "main"),
+                    b_runs("unprotect", "origin", "main"),
+                    said("protected 'main': pushes may only fast-forward it"),
+                    not_protected),
+    "gc": Race(prepare_bundles, a_runs("gc", "origin"), b_pushes("main"),
+               said("rewrote '{url}': "), gc_ran_once),
+}
+
+
+@pytest.mark.parametrize("name", list(RACES))
+def test_an_answer_lost_while_another_writer_commits_is_reported_once(world, proxy, name):
+    race = RACES[name]
+    state = race.prepare(world)
+    # A's client gives up on the held answer after 2 seconds and sends the write again;
+    # the proxy holds that resend until B's change has landed.
+    proxy.add("stall", method="PUT", key=r"manifest\.json$", first=1, seconds=3,
+              then=lambda: race.b(world, state))
+    done = race.a(world, state, proxy.env)
+    assert proxy.fired("stall") and not proxy.errors, proxy.errors
+    assert "Traceback" not in done.stderr
+    race.reported(world, state, done)
+    race.survived(world, state)
+    healthy(world)
+
+
+def may_have_landed(world, done, why):
+    line = fatal_line(done)
+    assert line.startswith(f"fatal: the write of '{world.url}/manifest.json' may have "
+                           f"landed: its answer was lost, and {why}"), line
+    assert line.endswith(f"; check with 'git ls-remote {world.url}' or 'git s3 doctor "
+                         f"{world.url}'")
+
+
+def test_a_write_whose_fate_cannot_be_read_back_may_have_landed(world, proxy):
+    state = prepare_ahead(world)
+    proxy.add("stall", method="PUT", key=r"manifest\.json$", first=1, seconds=3,
+              then=lambda: proxy.add("503", method="GET", key=r"manifest\.json$"))
+    done = world.git("push", "origin", "main", cwd=state["work"], ok=False,
+                     env={**proxy.env, "AWS_MAX_ATTEMPTS": "2"})
+    may_have_landed(world, done, "reading it back failed (GetObject on ")
+    assert "SlowDown" in fatal_line(done)
+    proxy.clear()
+    assert world.remote_refs()["refs/heads/main"] == world.rev(state["work"], "main")
+
+
+def test_a_write_the_manifest_no_longer_remembers_may_have_landed(world, proxy):
+    state = prepare_ahead(world)
+    kept = {"GIT_TEST_S3_WRITES_KEPT": "2"}
+
+    def two_writes():
+        world.git_s3("protect", "origin", "feature", cwd=state["copy"], env=kept)
+        world.git_s3("unprotect", "origin", "feature", cwd=state["copy"], env=kept)
+    proxy.add("stall", method="PUT", key=r"manifest\.json$", first=1, seconds=3,
+              then=two_writes)
+    done = world.git("push", "origin", "main", cwd=state["work"], ok=False,
+                     env={**proxy.env, **kept})
+    assert not proxy.errors, proxy.errors
+    may_have_landed(world, done, "the 2 writes since are more than the manifest remembers")
+    assert world.remote_refs()["refs/heads/main"] == world.rev(state["work"], "main")
+
+
 def test_the_first_push_recognises_its_own_manifest_after_a_lost_answer(world, proxy):
     work = world.repo()
     proxy.add("drop", method="PUT", key=r"manifest\.json$", first=1)

@@ -55,6 +55,32 @@ def test_a_manifest_that_protects_a_branch_is_format_2(helper_module):
             m.Manifest.parse(dumped.replace(b'"refs/heads/main"\n ]', bad + b"]"), "x")
 
 
+def test_every_write_is_remembered_until_writes_kept_later_writes(helper_module,
+                                                                      monkeypatch):
+    m = helper_module
+    monkeypatch.setenv("GIT_TEST_S3_WRITES_KEPT", "3")
+    base = m.Manifest(refs={"refs/heads/main": "a" * 40}, head="refs/heads/main")
+    ours = base.written_over(base, "0" * 16)
+    assert (ours.serial, ours.writes) == (1, ["0" * 16])
+    dumped = json.loads(ours.dump())
+    assert (dumped["format"], dumped["serial"], dumped["writes"]) == (4, 1, ["0" * 16])
+    assert ours.holds_write(ours) is True
+    assert base.holds_write(ours) is False  # not there yet
+    rival = base.written_over(base, "1" * 16)  # another writer won the same slot
+    assert rival.holds_write(ours) is False
+    later = ours
+    for i in range(2, 5):
+        later = later.written_over(later, f"{i}" * 16)
+        assert later.holds_write(ours) is (True if i < 4 else None)
+    assert later.writes == ["2" * 16, "3" * 16, "4" * 16]
+    parsed = m.Manifest.parse(later.dump(), "x")
+    assert (parsed.serial, parsed.writes, parsed.format) == (4, later.writes, 4)
+    for broken in (later.dump().replace(b'"serial": 4', b'"serial": 2'),  # 3 writes?
+                   later.dump().replace(b'"2222222222222222"', b'"not an id"')):
+        with pytest.raises(m.ManifestError):
+            m.Manifest.parse(broken, "x")
+
+
 def push_one(m, bundles, size):
     """The bundle list after a push of `size` bytes, as the helper composes it."""
     start = m.compaction_start(bundles, size, lambda b: True)
