@@ -62,6 +62,16 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if item not in left_out]
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The seed and size of every randomized run, also when it passed, so that a CI
+    log says what was tried."""
+    for report in terminalreporter.getreports("passed") + terminalreporter.getreports(
+            "failed"):
+        for name, value in getattr(report, "user_properties", []):
+            if name == "random faults" and report.when == "call":
+                terminalreporter.write_line(f"{report.nodeid}: {value}")
+
+
 @pytest.fixture(scope="session")
 def s3server():
     server = LocalS3()

@@ -204,9 +204,8 @@ class Pusher:
 @pytest.mark.parametrize("pushers, operations", [
     (3, 6), pytest.param(4, 20, marks=pytest.mark.long)])
 def test_pushers_under_random_faults_keep_what_was_acknowledged(world, proxy, pushers,
-                                                                operations):
+                                                                operations, request):
     seed = int(os.environ.get("GIT_TEST_S3_SEED") or random.randrange(2 ** 32))
-    print(f"seed {seed} (GIT_TEST_S3_SEED={seed} replays the draws)")
     seed_repo = world.repo(commits=2)
     world.git("push", "-q", "origin", "main", cwd=seed_repo)
     for n, fault in enumerate(RANDOM_FAULTS):
@@ -230,9 +229,11 @@ def test_pushers_under_random_faults_keep_what_was_acknowledged(world, proxy, pu
             if landed != (sha in pusher.acked):
                 problems.append(f"{sha}, {'acknowledged' if sha in pusher.acked else 'refused'}"
                                 f" on main, is{'' if landed else ' not'} on it")
-    assert not problems, f"seed {seed}, {len(proxy.fired())} faults:\n" + "\n".join(problems)
+    assert not problems, f"seed {seed} (GIT_TEST_S3_SEED={seed} replays the draws), " \
+        f"{len(proxy.fired())} faults:\n" + "\n".join(problems)
     assert proxy.fired(), f"seed {seed}: no fault fired"
-    print(f"seed {seed}: {sum(p.commands for p in crew)} commands by {pushers} pushers, "
-          f"{len(proxy.fired())} faults")
+    request.node.user_properties.append(("random faults", (  # conftest prints it
+        f"seed {seed}: {sum(p.commands for p in crew)} commands by {pushers} pushers, "
+        f"{len(proxy.fired())} faults")))
     world.assert_fsck_clean(final)
     assert "is healthy" in world.git_s3("doctor", world.url, cwd=world.tmp).stdout
