@@ -505,6 +505,18 @@ def test_a_write_the_manifest_no_longer_remembers_may_have_landed(world, proxy):
     assert world.remote_refs()["refs/heads/main"] == world.rev(state["work"], "main")
 
 
+def test_a_write_never_answered_may_still_land(world, proxy):
+    # Every attempt is reset unanswered: a copy held up on the way could still land
+    # while the manifest is the version it replaces, so nobody can say it did not.
+    state = prepare_ahead(world)
+    before = manifest_version(world)
+    proxy.add("reset", method="PUT", key=r"manifest\.json$")
+    done = world.git("push", "origin", "main", cwd=state["work"], ok=False,
+                     env={**proxy.env, "AWS_MAX_ATTEMPTS": "2"})
+    may_have_landed(world, done, "it is not there yet (")
+    assert manifest_version(world) == before
+
+
 def test_the_first_push_recognises_its_own_manifest_after_a_lost_answer(world, proxy):
     work = world.repo()
     proxy.add("drop", method="PUT", key=r"manifest\.json$", first=1)
