@@ -5,11 +5,14 @@ test_faults run on encrypted repositories too)."""
 import json
 import os
 import re
+import signal
 import subprocess
+import time
 
 import pytest
 
 from test_lfs import lfs_keys, lfs_repo, oid_of
+from test_errors import fatal_line
 
 encrypted = pytest.mark.parametrize("world", ["encrypted"], indirect=True)
 
@@ -103,9 +106,9 @@ def test_git_s3_encrypt_creates_then_adds_and_removes_recipients(world, gpg_keys
     removed = world.git_s3("encrypt", world.url, "--remove", alice[-16:]).stdout
     assert f"is encrypted to {bob}" in removed and "until 'git s3 gc'" in removed
     last = world.git_s3("encrypt", world.url, "--remove", "bob@example.com", ok=False)
-    assert last.stderr.startswith("fatal: refusing to remove every recipient")
+    assert fatal_line(last).startswith("fatal: refusing to remove every recipient")
     unknown = world.git_s3("encrypt", world.url, "--remove", "carol@example.com", ok=False)
-    assert unknown.stderr.startswith("fatal: 'carol@example.com' is not a recipient")
+    assert fatal_line(unknown).startswith("fatal: 'carol@example.com' is not a recipient")
 
     world.git_s3("gc", world.url)  # re-encrypts what is there to Bob alone
     (entry,) = world.manifest()["bundles"]
@@ -244,3 +247,33 @@ def test_sse_kms_with_the_chosen_key_on_every_object_written(lfs, proxy):
     parts = [e for e in proxy.encryption if kind(e[0], e[1]) == "UploadPart"]
     assert parts and all(e[2] is None for e in parts)  # S3 takes them at the start only
     assert (world.clone("copy") / "big.bin").stat().st_size == 17 * 2**20
+
+
+def test_deleting_a_branch_of_an_encrypted_zip_url_names_no_key(world, gpg_keys):
+    world.encrypt(gpg_keys)
+    work = world.repo()
+    world.git("push", "-q", "origin", "main", "main:feature", cwd=work)
+    zip_url = world.url.replace("s3://", "s3+zip://")
+    deleted = world.git_s3("delete-branch", zip_url, "feature", cwd=work,
+                           env={"GIT_REMOTE_S3_VERBOSE": "1"})
+    assert "DeleteObjects" not in deleted.stderr and "feature" not in deleted.stderr
+    assert "refs/heads/feature" not in world.remote_refs()
+
+
+def test_scratch_left_by_a_killed_gc_is_removed_by_the_next_command(world, gpg_keys, proxy):
+    world.encrypt(gpg_keys)
+    work, _ = world.published(commits=2)
+    temp = world.tmp / "temp"
+    temp.mkdir()
+    proxy.add("delay", method="GET", key=r"/bundles/", seconds=30)
+    gc = world.start_git("s3", "gc", "origin", cwd=work, env={**proxy.env, "TMPDIR": str(temp)})
+    for _ in range(200):  # until it downloads (and would decrypt) a bundle
+        if proxy.fired("delay"):
+            break
+        time.sleep(0.1)
+    os.killpg(gc.pid, signal.SIGKILL)
+    world.finish(gc)
+    left = [p.name for p in temp.iterdir()]
+    assert left and all(name.startswith("git-s3-") and "-gc-" in name for name in left)
+    world.git_s3("info", "origin", cwd=work, env={"TMPDIR": str(temp)})
+    assert list(temp.iterdir()) == []

@@ -491,6 +491,55 @@ def test_a_sibling_does_its_transfers_itself_once_the_host_agent_is_gone(lfs):
     assert sorted(lfs_keys(world)) == sorted(f"lfs/{oid_of(c)}" for c in (x, y, z))
 
 
+def test_a_sibling_works_alone_within_seconds_once_its_host_stops_answering(lfs):
+    world = lfs
+    x, y, z = (os.urandom(30_000) for _ in range(3))
+    work = lfs_repo(world, files={"x.bin": x, "y.bin": y, "z.bin": z})
+    host, sibling = RunningAgent(world, work, "host"), RunningAgent(world, work, "sibling")
+    for agent in (host, sibling):
+        agent.ask({"event": "init", "operation": "upload", "remote": "origin"})
+    host.upload(work, x)
+    sibling.upload(work, y)  # relayed
+    os.killpg(host.proc.pid, signal.SIGSTOP)  # alive, connected, and silent
+    try:
+        started = time.monotonic()
+        assert sibling.upload(work, z) == {"event": "complete", "oid": oid_of(z)}
+        assert time.monotonic() - started < 20
+    finally:
+        os.killpg(host.proc.pid, signal.SIGCONT)
+    assert "hosting transfers is gone: working alone" in sibling.stop()
+    host.stop()
+    assert sorted(lfs_keys(world)) == sorted(f"lfs/{oid_of(c)}" for c in (x, y, z))
+
+
+def test_a_relay_sends_nothing_to_a_host_that_is_no_sibling(lfs):
+    """A process of the same user that took the agents' socket first (here: this
+    test, no sibling of the agent it starts) gets no request, and the agent works."""
+    world = lfs
+    x = os.urandom(30_000)
+    work = lfs_repo(world, files={"x.bin": x})
+    address = load_script("lfs-s3-py").sharing_address(world.url, os.getpid())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as trap:
+        trap.bind(address)
+        trap.listen(8)
+        try:
+            agent = RunningAgent(world, work, "agent")
+            agent.ask({"event": "init", "operation": "upload", "remote": "origin"})
+            started = time.monotonic()
+            assert agent.upload(work, x) == {"event": "complete", "oid": oid_of(x)}
+            assert time.monotonic() - started < 20
+            trap.settimeout(10)
+            conn, _ = trap.accept()  # it connected, checked who listens...
+            with conn:
+                conn.settimeout(10)
+                assert conn.recv(1) == b""  # ...and closed without a word
+            log = agent.stop()
+        finally:
+            os.unlink(address)
+    assert "held by no sibling agent: working alone" in log
+    assert lfs_keys(world) == [f"lfs/{oid_of(x)}"]
+
+
 def test_only_agents_of_the_same_git_lfs_may_use_the_host_agent(lfs):
     """The host runs transfers with the user's credentials and reads the files it is
     told to: a process that is not a sibling agent is refused."""
