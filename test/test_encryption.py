@@ -5,9 +5,11 @@ test_faults run on encrypted repositories too)."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -277,3 +279,17 @@ def test_scratch_left_by_a_killed_gc_is_removed_by_the_next_command(world, gpg_k
     assert left and all(name.startswith("git-s3-") and "-gc-" in name for name in left)
     world.git_s3("info", "origin", cwd=work, env={"TMPDIR": str(temp)})
     assert list(temp.iterdir()) == []
+
+
+def test_without_gpg_one_line_says_so(world, tmp_path):
+    # Only git (and the venv's python3) on PATH: no gpg anywhere.
+    only_git = tmp_path / "only-git"
+    only_git.mkdir()
+    (only_git / "git").symlink_to(shutil.which("git"))
+    path = [p for p in world.env["PATH"].split(os.pathsep)
+            if not (Path(p) / "gpg").exists()] + [str(only_git)]
+    refused = world.git_s3("encrypt", world.url, "--to", "alice@example.com", ok=False,
+                           env={"PATH": os.pathsep.join(path)})
+    assert fatal_line(refused).startswith("fatal: gpg is not installed (")
+    assert "install GnuPG" in fatal_line(refused)
+    assert world.keys() == []
