@@ -69,11 +69,15 @@ def prepare_published(world, *branches):
     return {"work": work, "copy": copy}
 
 
-def prepare_lease(world):
-    state = prepare_published(world)
-    world.git("reset", "-q", "--hard", "HEAD~2", cwd=state["work"])
+def rewritten(world, state, back):
+    """A's main with its last `back` commits replaced by another."""
+    world.git("reset", "-q", "--hard", f"HEAD~{back}", cwd=state["work"])
     world.commit(state["work"], "rewritten")
     return state
+
+
+def prepare_lease(world):
+    return rewritten(world, prepare_published(world), 2)
 
 
 def prepare_fetch(world):
@@ -317,10 +321,7 @@ def prepare_race(world):
 
 
 def prepare_rewrite(world):
-    state = prepare_race(world)
-    world.git("reset", "-q", "--hard", "HEAD~1", cwd=state["work"])
-    world.commit(state["work"], "rewritten by A")
-    return state
+    return rewritten(world, prepare_race(world), 1)
 
 
 def prepare_two_refs(world):

@@ -471,8 +471,9 @@ def test_many_files_with_concurrent_agents(lfs, sharing):
     assert all((copy / name).read_bytes() == data for name, data in files.items())
 
 
-def test_a_sibling_does_its_transfers_itself_once_the_host_agent_is_gone(lfs):
-    world = lfs
+def host_and_sibling(world):
+    """Two agents of one launcher, the first hosting (it uploaded x), the second
+    relaying (it uploaded y through the host); z is left to upload."""
     x, y, z = (os.urandom(30_000) for _ in range(3))
     work = lfs_repo(world, files={"x.bin": x, "y.bin": y, "z.bin": z})
     host, sibling = RunningAgent(world, work, "host"), RunningAgent(world, work, "sibling")
@@ -480,6 +481,12 @@ def test_a_sibling_does_its_transfers_itself_once_the_host_agent_is_gone(lfs):
         assert agent.ask({"event": "init", "operation": "upload", "remote": "origin"}) == [{}]
     assert host.upload(work, x) == {"event": "complete", "oid": oid_of(x)}
     assert sibling.upload(work, y) == {"event": "complete", "oid": oid_of(y)}
+    return work, host, sibling, (x, y, z)
+
+
+def test_a_sibling_does_its_transfers_itself_once_the_host_agent_is_gone(lfs):
+    world = lfs
+    work, host, sibling, (x, y, z) = host_and_sibling(world)
     host.kill()
     assert sibling.upload(work, z) == {"event": "complete", "oid": oid_of(z)}
     sibling_log, host_log = sibling.stop(), host.log.read_text()
@@ -493,13 +500,7 @@ def test_a_sibling_does_its_transfers_itself_once_the_host_agent_is_gone(lfs):
 
 def test_a_sibling_works_alone_within_seconds_once_its_host_stops_answering(lfs):
     world = lfs
-    x, y, z = (os.urandom(30_000) for _ in range(3))
-    work = lfs_repo(world, files={"x.bin": x, "y.bin": y, "z.bin": z})
-    host, sibling = RunningAgent(world, work, "host"), RunningAgent(world, work, "sibling")
-    for agent in (host, sibling):
-        agent.ask({"event": "init", "operation": "upload", "remote": "origin"})
-    host.upload(work, x)
-    sibling.upload(work, y)  # relayed
+    work, host, sibling, (x, y, z) = host_and_sibling(world)
     os.killpg(host.proc.pid, signal.SIGSTOP)  # alive, connected, and silent
     try:
         started = time.monotonic()
