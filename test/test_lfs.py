@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -513,10 +514,12 @@ def test_a_sibling_works_alone_within_seconds_once_its_host_stops_answering(lfs)
     assert sorted(lfs_keys(world)) == sorted(f"lfs/{oid_of(c)}" for c in (x, y, z))
 
 
-def test_a_relay_sends_nothing_to_a_host_that_is_no_sibling(lfs):
+def test_a_relay_sends_nothing_to_a_host_that_is_no_sibling(lfs, monkeypatch):
     """A process of the same user that took the agents' socket first (here: this
     test, no sibling of the agent it starts) gets no request, and the agent works."""
     world = lfs
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)  # the agents' place is ours
+    world.env["TMPDIR"] = tempfile.gettempdir()
     x = os.urandom(30_000)
     work = lfs_repo(world, files={"x.bin": x})
     address = load_script("lfs-s3-py").sharing_address(world.url, os.getpid())
