@@ -544,10 +544,12 @@ def test_a_relay_sends_nothing_to_a_host_that_is_no_sibling(lfs, monkeypatch):
     assert lfs_keys(world) == [f"lfs/{oid_of(x)}"]
 
 
-def test_only_agents_of_the_same_git_lfs_may_use_the_host_agent(lfs):
+def test_only_agents_of_the_same_git_lfs_may_use_the_host_agent(lfs, monkeypatch):
     """The host runs transfers with the user's credentials and reads the files it is
     told to: a process that is not a sibling agent is refused."""
     world = lfs
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)  # the agents' place is ours
+    world.env["TMPDIR"] = tempfile.gettempdir()
     x = os.urandom(30_000)
     work = lfs_repo(world, files={"x.bin": x})
     secret = world.tmp / "secret"
