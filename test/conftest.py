@@ -266,11 +266,12 @@ class World:
         return {o["Key"]: o["ETag"] for o in page.get("Contents", [])}
 
     def manifest(self):
-        """The manifest as JSON; an encrypted one's plaintext."""
+        """The manifest as JSON; an encrypted or signed one's content."""
         body = json.loads(self.s3.get_object(Bucket=self.server.bucket,
                                              Key=f"{self.prefix}/manifest.json")["Body"].read())
-        if "encrypted" in body:
-            return json.loads(self.decrypt(body["encrypted"]["message"].encode()))
+        for envelope in ("encrypted", "signed"):
+            if envelope in body:
+                return json.loads(self.decrypt(body[envelope]["message"].encode()))
         return body
 
     def put(self, name, body):

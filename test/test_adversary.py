@@ -231,6 +231,134 @@ def test_a_first_clone_trusts_in_one_line_or_what_was_pinned_before(world, victi
     assert "as first read" in unpinned.stderr  # what pinning up front is for
 
 
+# A signed plaintext repository (git s3 sign): anybody may read it, and a clone refuses
+# refs that no key it trusts signed.
+
+@pytest.fixture
+def signed(world, gpg_keys):
+    """A plaintext repository created signed by Alice (git s3 sign on an empty prefix),
+    pushed to twice, and a clone that has read it."""
+    world.env["GNUPGHOME"] = gpg_keys["owner"]
+    created = world.git_s3("sign", world.url, "--by", "alice@example.com")
+    assert "is signed from now on: every write by one of" in created.stdout
+    work, copy = world.published(commits=2)
+    world.commit(work, "second push")
+    world.git("push", "-q", "origin", "main", cwd=work)
+    world.git("fetch", "-q", cwd=copy)
+    return {"work": work, "copy": copy}
+
+
+def forged_signature(world, mallory, **changes):
+    """The manifest Mallory would like believed, in a signed envelope, signed by her."""
+    inner = {**world.manifest(), "serial": world.manifest()["serial"] + 1, **changes}
+    outer = envelope(world)
+    outer["signed"]["message"] = mallory("--armor", "--sign", input=json.dumps(
+        inner).encode()).decode()
+    return json.dumps(outer).encode()
+
+
+SIGNED_FORGERIES = {
+    "unsigned": (lambda w, m: json.dumps({**w.manifest(), "serial": 100}).encode(),
+                 "is signed as far as this clone knows, and its manifest is not: "
+                 "refusing it (a downgrade?)"),
+    "signed by mallory": (lambda w, m: forged_signature(
+        w, m, signers=[fingerprint_of(m, "mallory@example.com")]),
+        "a key this clone does not trust: refusing it"),
+    # Mallory's public key is known here (a colleague's), so her signature verifies
+    "a signer it does not name": (lambda w, m: (own_keyring(w, m), forged_signature(w, m))[1],
+                                  "which it does not name as a signer: refusing it"),
+    "literal, no signature": (lambda w, m: json.dumps({**envelope(w), "signed": {
+        "message": m("--armor", "--store", input=json.dumps(w.manifest()).encode())
+        .decode()}}).encode(), "is not signed: refusing it"),
+    "malformed": (lambda w, m: json.dumps({**envelope(w), "signed": {"by": []}}).encode(),
+                  "is corrupt (a malformed envelope)"),
+}
+
+
+@pytest.mark.parametrize("name", list(SIGNED_FORGERIES))
+def test_a_signed_repository_refuses_refs_no_trusted_key_signed(world, signed, mallory,
+                                                                name):
+    forge, said = SIGNED_FORGERIES[name]
+    world.put("manifest.json", forge(world, mallory))
+    forgery = world.snapshot()
+    for failed in attempts(world, signed):
+        assert said in fatal_line(failed), failed.stderr
+    assert world.snapshot() == forgery
+
+
+def test_a_signed_repository_refuses_a_rollback_and_another_repositorys_manifest(
+        world, signed):
+    older = world.s3.get_object(Bucket=world.server.bucket,
+                                Key=f"{world.prefix}/manifest.json")["Body"].read()
+    world.commit(signed["work"], "newer")
+    world.git("push", "-q", "origin", "main", cwd=signed["work"])
+    world.git("fetch", "-q", cwd=signed["copy"])
+    world.put("manifest.json", older)
+    for failed in attempts(world, signed):
+        assert ": a rollback: refusing it" in fatal_line(failed)
+
+    # Another repository Alice signs, newer than any here, copied over this one.
+    other = world.url + "-other"
+    world.git_s3("sign", other, "--by", "alice@example.com")
+    for i in range(5):
+        world.commit(signed["work"], f"elsewhere {i}")
+        world.git("push", "-q", "-f", other, "HEAD:refs/heads/main", cwd=signed["work"])
+    world.put("manifest.json", world.s3.get_object(
+        Bucket=world.server.bucket, Key=f"{world.prefix}-other/manifest.json")["Body"].read())
+    refused = world.git("fetch", cwd=signed["copy"], ok=False)
+    assert "belongs to another repository signed by the same keys" in fatal_line(refused)
+
+
+def test_anybody_reads_a_signed_repository_and_only_a_signer_writes_it(world, signed,
+                                                                       gpg_keys):
+    assert b"BEGIN PGP MESSAGE" in world.s3.get_object(
+        Bucket=world.server.bucket, Key=f"{world.prefix}/manifest.json")["Body"].read()
+    info = world.git_s3("info", "origin", cwd=signed["copy"]).stdout
+    assert "signed:     by one of " in info
+    world.env["GNUPGHOME"] = gpg_keys["stranger"]  # Alice's public key, no secret
+    reader = world.clone("reader")
+    assert world.rev(reader, "origin/main") == world.rev(signed["work"], "main")
+    world.commit(reader, "from a reader")
+    before = world.snapshot()
+    refused = world.git("push", "origin", "main", cwd=reader, ok=False)
+    assert "no secret key of" in fatal_line(refused)
+    assert "here to sign the manifest with" in fatal_line(refused)
+    assert world.snapshot() == before
+
+
+def test_signers_change_and_signing_stops_each_with_one_command(world, signed, gpg_keys):
+    copy = signed["copy"]
+    said = world.git_s3("sign", "origin", "--by", "bob@example.com", cwd=signed["work"])
+    assert "every write by one of" in said.stdout
+    world.commit(signed["work"], "signed by bob")
+    world.git("push", "-q", "origin", "main", cwd=signed["work"])  # its pins followed
+    refused = world.git("fetch", cwd=copy, ok=False)
+    assert "a key this clone does not trust: refusing it" in fatal_line(refused)
+    assert "git s3 trust" in refused.stderr
+    trusted = world.git_s3("trust", "origin", cwd=copy)
+    assert "is trusted from now on: signed by one of" in trusted.stdout
+    world.git("fetch", "-q", cwd=copy)
+    assert world.rev(copy, "origin/main") == world.rev(signed["work"], "main")
+
+    # A clone that pins its signers up front, as CI should, refuses the others.
+    alice = fingerprint_of(lambda *a: subprocess.run(
+        ["gpg", "--batch", *a], check=True, capture_output=True,
+        env={**os.environ, "GNUPGHOME": gpg_keys["owner"]}).stdout, "alice@example.com")
+    pin = f"s3-pin.s3://{world.server.bucket}/{world.prefix}.signers={alice}"
+    refused = world.git("clone", "-c", pin, world.url, world.tmp / "ci", ok=False)
+    assert "a key this clone does not trust: refusing it" in fatal_line(refused)
+
+    stopped = world.git_s3("sign", "origin", "--stop", cwd=signed["work"])
+    assert "is no longer signed" in stopped.stdout
+    world.commit(signed["work"], "unsigned again")
+    world.git("push", "-q", "origin", "main", cwd=signed["work"])
+    refused = world.git("fetch", cwd=copy, ok=False)
+    assert "and its manifest is not: refusing it (a downgrade?)" in fatal_line(refused)
+    world.git_s3("trust", "origin", "--plaintext", cwd=copy)
+    world.git("fetch", "-q", cwd=copy)
+    assert world.rev(copy, "origin/main") == world.rev(signed["work"], "main")
+
+
 # Another user of the same host. The LFS agents of one git-lfs command meet on a
 # socket; another user who could take it would receive their upload requests.
 

@@ -293,3 +293,41 @@ def test_without_gpg_one_line_says_so(world, tmp_path):
     assert fatal_line(refused).startswith("fatal: gpg is not installed (")
     assert "install GnuPG" in fatal_line(refused)
     assert world.keys() == []
+
+
+@encrypted
+def test_a_dry_run_writes_nothing_not_even_the_encrypted_repository(world):
+    work = world.repo()
+    bare = world.tmp / "bare.git"
+    world.git("init", "-q", "--bare", bare)
+    for args in (["--dry-run"], ["-vn"], ["--dr", "--no-verify"]):
+        ours = world.git("push", *args, "origin", "main", cwd=work)
+        git = world.git("push", *args, str(bare), "main", cwd=work)
+        assert [line for line in ours.stderr.splitlines() if line.startswith(" ")] == \
+            [line for line in git.stderr.splitlines() if line.startswith(" ")]
+        assert "[new branch]" in ours.stderr
+    assert world.keys() == []
+    world.git("push", "-q", "origin", "main", cwd=work)
+    assert json.loads(bucket_bytes(world)["manifest.json"])["encrypted"]
+
+
+def test_a_locked_key_without_a_pinentry_is_named(world, tmp_path):
+    home = tmp_path / "locked"
+    home.mkdir(mode=0o700)
+    (home / "gpg-agent.conf").write_text("pinentry-program /nonexistent/pinentry\n")
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    subprocess.run(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase",
+                    "secret", "--quick-gen-key", "Carol <carol@example.com>",
+                    "future-default", "default", "never"], check=True,
+                   capture_output=True, timeout=120, env=env)
+    try:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], timeout=60, env=env)  # forget it
+        world.env["GNUPGHOME"] = str(home)
+        refused = world.git_s3("encrypt", world.url, "--to", "carol@example.com", ok=False)
+        assert fatal_line(refused) == (
+            "fatal: gpg: the secret key is protected by a passphrase and no pinentry "
+            "could ask for it here (unlock it first, e.g. with gpg-agent and a pinentry "
+            "that works without a terminal)")
+        assert world.keys() == []
+    finally:
+        subprocess.run(["gpgconf", "--kill", "all"], timeout=60, env=env)
