@@ -1,4 +1,5 @@
-# git-remote-s3: make test | make demo | make bench | make install [PREFIX=~/.local]
+# git-remote-s3: make test | make demo | make bench | make install [PREFIX=~/.local] |
+# make uninstall
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +7,7 @@ PREFIX ?= $(HOME)/.local
 BIN := $(VENV)/bin
 SCRIPTS := git-remote-s3 lfs-s3-py git-s3
 
-.PHONY: test test-moto lint demo bench install sync-shared venv git-lfs gnupg
+.PHONY: test test-moto lint demo bench install uninstall sync-shared venv git-lfs gnupg
 
 # A venv with boto3, pytest and SeaweedFS (the S3 server the tests start).
 $(BIN)/pytest: test/requirements.txt
@@ -54,11 +55,33 @@ demo: venv
 bench: venv
 	$(BIN)/python bench/bench.py
 
+# A private venv under PREFIX with boto3 at our minimum (read from git-remote-s3, where
+# the scripts check it), and the scripts run by its python: nothing touches the system
+# Python, so no root and no PEP 668 trouble. Run again, it upgrades boto3 and the
+# scripts in place (and makes the venv again when its python is gone).
+SHARE = $(PREFIX)/share/git-remote-s3
+TOOLS_PYTHON = $(abspath $(SHARE))/venv/bin/python3
+BOTO3_MINIMUM := $(shell sed -n 's/^BOTO3_MINIMUM = "\(.*\)"/\1/p' git-remote-s3)
+ALIASES := git-remote-s3+zip git-lfs-s3
+
 install:
-	install -d $(PREFIX)/bin
-	install -m 755 $(SCRIPTS) $(PREFIX)/bin/
-	ln -sf git-remote-s3 $(PREFIX)/bin/git-remote-s3+zip
-	ln -sf lfs-s3-py $(PREFIX)/bin/git-lfs-s3
+	@test -n "$(BOTO3_MINIMUM)"
+	@"$(TOOLS_PYTHON)" -c "" 2>/dev/null || $(PYTHON) -m venv --clear "$(SHARE)/venv"
+	"$(TOOLS_PYTHON)" -m pip install --quiet --disable-pip-version-check --upgrade \
+	  "boto3>=$(BOTO3_MINIMUM)"
+	install -d "$(PREFIX)/bin"
+	for name in $(SCRIPTS); do \
+	  sed '1s|^#!.*|#!$(TOOLS_PYTHON)|' $$name > "$(PREFIX)/bin/.$$name.new" && \
+	  chmod 755 "$(PREFIX)/bin/.$$name.new" && \
+	  mv -f "$(PREFIX)/bin/.$$name.new" "$(PREFIX)/bin/$$name" || exit 1; done
+	ln -sf git-remote-s3 "$(PREFIX)/bin/git-remote-s3+zip"
+	ln -sf lfs-s3-py "$(PREFIX)/bin/git-lfs-s3"
+	@case ":$$PATH:" in *":$(abspath $(PREFIX)/bin):"*) ;; \
+	  *) echo "make: add $(abspath $(PREFIX)/bin) to your PATH" >&2 ;; esac
+
+uninstall:
+	rm -f $(addprefix "$(PREFIX)/bin/,$(addsuffix ",$(SCRIPTS) $(ALIASES)))
+	rm -rf "$(SHARE)"
 
 sync-shared:
 	$(PYTHON) test/shared_section.py

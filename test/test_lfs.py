@@ -37,10 +37,10 @@ def lfs_keys(world, prefix=None):
     return [k for k in world.keys(prefix) if k.startswith("lfs/")]
 
 
-def run_agent(world, repo, *events, args=()):
+def run_agent(world, repo, *events, args=(), env=None):
     """Drive lfs-s3-py as git-lfs does; returns the JSON messages it sent back."""
     lines = "".join(json.dumps(e) + "\n" for e in events) + '{"event": "terminate"}\n'
-    out = world.run("lfs-s3-py", *args, cwd=repo, input=lines).stdout
+    out = world.run("lfs-s3-py", *args, cwd=repo, input=lines, env=env).stdout
     return [json.loads(line) for line in out.splitlines()]
 
 
