@@ -69,13 +69,14 @@ install:
 	@"$(TOOLS_PYTHON)" -c "" 2>/dev/null || $(PYTHON) -m venv --clear "$(SHARE)/venv"
 	"$(TOOLS_PYTHON)" -m pip install --quiet --disable-pip-version-check --upgrade \
 	  "boto3>=$(BOTO3_MINIMUM)"
-	install -d "$(PREFIX)/bin"
-	for name in $(SCRIPTS); do \
+	@install -d "$(PREFIX)/bin"
+	@for name in $(SCRIPTS); do \
 	  sed '1s|^#!.*|#!$(TOOLS_PYTHON)|' $$name > "$(PREFIX)/bin/.$$name.new" && \
 	  chmod 755 "$(PREFIX)/bin/.$$name.new" && \
 	  mv -f "$(PREFIX)/bin/.$$name.new" "$(PREFIX)/bin/$$name" || exit 1; done
-	ln -sf git-remote-s3 "$(PREFIX)/bin/git-remote-s3+zip"
-	ln -sf lfs-s3-py "$(PREFIX)/bin/git-lfs-s3"
+	@ln -sf git-remote-s3 "$(PREFIX)/bin/git-remote-s3+zip"
+	@ln -sf lfs-s3-py "$(PREFIX)/bin/git-lfs-s3"
+	@echo "make: installed $(SCRIPTS) $(ALIASES) in $(abspath $(PREFIX)/bin)"
 	@case ":$$PATH:" in *":$(abspath $(PREFIX)/bin):"*) ;; \
 	  *) echo "make: add $(abspath $(PREFIX)/bin) to your PATH" >&2 ;; esac
 
