@@ -4,6 +4,7 @@ after it, and nothing on the bucket becomes readable by the forger."""
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -272,6 +273,13 @@ SIGNED_FORGERIES = {
         .decode()}}).encode(), "is not signed: refusing it"),
     "malformed": (lambda w, m: json.dumps({**envelope(w), "signed": {"by": []}}).encode(),
                   "is corrupt (a malformed envelope)"),
+    # gpg would decrypt it with Alice's key (or ask for a passphrase): never tried
+    "encrypted": (lambda w, m: json.dumps({**envelope(w), "signed": {
+        **envelope(w)["signed"], "message": m(
+            "--armor", "--trust-model", "always", "--recipient",
+            fingerprint_of(m, "alice@example.com"), "--encrypt",
+            input=json.dumps(w.manifest()).encode()).decode()}}).encode(),
+        "is encrypted where only a signature belongs: refusing it"),
 }
 
 
@@ -309,12 +317,31 @@ def test_a_signed_repository_refuses_a_rollback_and_another_repositorys_manifest
     assert "belongs to another repository signed by the same keys" in fatal_line(refused)
 
 
+@pytest.mark.parametrize("body", [
+    b'{"format": 4, "refs": {}, "bundles": [], "serial": 1e400}',  # int() overflows
+    b"[" * 100_000])  # deeper than Python's recursion limit
+def test_a_manifest_that_breaks_the_parser_is_corrupt_in_one_line(world, signed, body):
+    world.put("manifest.json", body)
+    for failed in attempts(world, signed):
+        assert "is corrupt (" in fatal_line(failed), failed.stderr
+        assert "Traceback" not in failed.stderr
+    from test_lfs import run_agent
+    sent = run_agent(world, signed["copy"], {"event": "init", "operation": "download",
+                                             "remote": "origin"},
+                     {"event": "download", "oid": "0" * 64, "size": 1})
+    assert "is corrupt (" in sent[-1]["error"]["message"]
+
+
 def test_anybody_reads_a_signed_repository_and_only_a_signer_writes_it(world, signed,
                                                                        gpg_keys):
     assert b"BEGIN PGP MESSAGE" in world.s3.get_object(
         Bucket=world.server.bucket, Key=f"{world.prefix}/manifest.json")["Body"].read()
     info = world.git_s3("info", "origin", cwd=signed["copy"]).stdout
     assert "signed:     by one of " in info
+    ci = shlex.split(info.split("pin in CI:  ")[1].splitlines()[0])
+    assert ci[:2] == ["git", "clone"] and ci[-1] == world.url
+    pinned = world.git(*ci[1:], world.tmp / "ci")  # as CI would run it
+    assert "as first read" not in pinned.stderr
     world.env["GNUPGHOME"] = gpg_keys["stranger"]  # Alice's public key, no secret
     reader = world.clone("reader")
     assert world.rev(reader, "origin/main") == world.rev(signed["work"], "main")
@@ -357,6 +384,35 @@ def test_signers_change_and_signing_stops_each_with_one_command(world, signed, g
     world.git_s3("trust", "origin", "--plaintext", cwd=copy)
     world.git("fetch", "-q", cwd=copy)
     assert world.rev(copy, "origin/main") == world.rev(signed["work"], "main")
+
+
+def test_a_key_is_named_by_a_user_id_gpg_holds_valid_or_by_fingerprint(world, signed,
+                                                                       tmp_path):
+    # Keys anybody could make, claiming Bob's address and a new one, imported into the
+    # victim's keyring (as a colleague's keys are, uncertified).
+    fake = tmp_path / "fake"
+    fake.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(fake)}
+    for who in ("Bob <bob@example.com>", "Carol <carol@example.com>"):
+        subprocess.run(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
+                        "--quick-gen-key", who, "future-default", "default", "never"],
+                       check=True, capture_output=True, timeout=120, env=env)
+    exported = subprocess.run(["gpg", "--batch", "--export"], check=True,
+                              capture_output=True, timeout=60, env=env).stdout
+    own = world.tmp / "gnupg"
+    shutil.copytree(world.env["GNUPGHOME"], own, ignore=shutil.ignore_patterns("S.*"))
+    world.env["GNUPGHOME"] = str(own)
+    subprocess.run(["gpg", "--batch", "--quiet", "--import"], input=exported, check=True,
+                   capture_output=True, timeout=60, env={**os.environ, "GNUPGHOME": str(own)})
+    before = world.snapshot()
+    twice = world.git_s3("sign", "origin", "--by", "bob@example.com", cwd=signed["work"],
+                         ok=False)
+    assert "'bob@example.com' names 2 keys in your gpg keyring: name one by its " \
+        "fingerprint" in fatal_line(twice)
+    carol = world.git_s3("sign", "origin", "--by", "carol@example.com", cwd=signed["work"],
+                         ok=False)
+    assert "is 'carol@example.com' (gpg holds no user id of it valid)" in fatal_line(carol)
+    assert world.snapshot() == before
 
 
 # Another user of the same host. The LFS agents of one git-lfs command meet on a

@@ -181,7 +181,8 @@ def test_a_ref_already_at_its_new_value_is_ok_whatever_the_lease_expected(helper
 
 @pytest.mark.parametrize("args, dry", [
     (["--dry-run", "origin"], True), (["-vn"], True), (["--dry"], True), (["-fnq"], True),
-    (["--dry-run", "--no-dry-run"], False), (["-o", "n"], False), (["-on"], False),
+    (["--dry-run", "--no-dry-run"], False), (["-n", "--no-dry"], False),
+    (["-n", "--no-d"], True), (["-o", "n"], False), (["-on"], False),
     (["-o", "x", "-n"], True), (["--push-option", "-n"], False), (["--", "-n"], False),
     (["--d"], False), (["origin", "main"], False)])
 def test_a_dry_run_is_read_from_git_pushs_arguments(helper_module, args, dry):
