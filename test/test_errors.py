@@ -143,7 +143,10 @@ def test_missing_boto3_is_one_line(world):
     from conftest import ROOT
     result = world.run(sys.executable, "-S", "-I", ROOT / "git-remote-s3", "origin",
                        world.url, ok=False)
-    assert result.stderr == "fatal: boto3 is not installed (pip install boto3)\n"
+    assert result.stderr == (
+        f"fatal: boto3 is not installed for {sys.executable}: install git-remote-s3 with "
+        "'make install' or 'pipx install' (README, Install), or run 'pip install boto3' in "
+        "a virtual environment\n")
 
 
 def test_a_corrupt_bundle_fails_the_clone_with_one_line(world):
