@@ -9,9 +9,14 @@ the same repository encrypted with gpg, beside the plain ones, and partial and s
 clones (where git's server sends less and ours the whole history). Then git-lfs push and fetch of 100 files
 of 1 MB and of 2 files of 200 MB through lfs-s3-py, through awslabs' agent (git-lfs-s3
 from pip git-remote-s3==0.4.2, in the venv), and the floor: git-lfs with an agent that
-moves no bytes (bench/noop_agent.py) plus raw boto3 moving the same files. Targets are
-printed beside each figure.
-BENCH_ONLY="10 MB" | "100 MB" | "lfs" runs one part.
+moves no bytes (bench/noop_agent.py) plus raw boto3 moving the same files. Last, round
+trips: each everyday operation through test/faultproxy.py holding every request
+BENCH_DELAY_MS (50) ms, beside the same at 0 ms: how many requests waited on each other
+(the proxy's timeline: the longest run of requests each answered before the next
+arrived), which on a real network is what a command costs, and the extra time over the
+delay as a check; with the floor of our design and awslabs' figure beside it. Targets are printed beside
+each figure.
+BENCH_ONLY="10 MB" | "100 MB" | "lfs" | "round trips" runs one part.
 """
 
 import concurrent.futures
@@ -32,6 +37,7 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "test"))
 from s3server import LocalS3  # noqa: E402
+from faultproxy import FaultProxy  # noqa: E402
 
 DATE = "1700000000 +0000"
 SIZES = {"10 MB": 1.4, "100 MB": 14}  # generations of the standard library (~7 MB each)
@@ -398,6 +404,187 @@ def rate(nbytes, seconds):
     return f"{nbytes / seconds / 2**20:.0f} MiB/s"
 
 
+# ---------------------------------------------------------------------------
+# Round trips
+
+# The floor of our design for each operation (DESIGN.md, Round trips): the manifest
+# read, the bundle downloads all at once, the manifest write after the bundle. For LFS,
+# what is ours (the push's, git-lfs's pre-push ls-remote, the clone's) plus one request
+# per object in git-lfs's waves: it runs its first transfer alone, then 8 lanes, 1 + 7
+# waves for 50 objects. Its lanes start a little apart, so the proxy may see one more.
+FLOORS = {"ls-remote": 1, "push one commit": 3, "fetch one commit": 2,
+          "clone (5 bundles)": 2, "first push": 6, "push, 50 LFS objects": (4, 8),
+          "clone, 50 LFS objects": (2, 8)}
+LFS_OBJECTS = {f"o{i:02d}.bin": 200_000 for i in range(50)}
+
+
+class RoundTrips:
+    """One implementation's operations, timed through the proxy at a delay."""
+
+    def __init__(self, work, env, bucket, name):
+        self.work, self.bucket, self.name = work / f"rt-{name}", bucket, name
+        self.work.mkdir()
+        self.env, self.n = env, 0
+
+    def fresh(self, stem):
+        self.n += 1
+        return f"s3://{self.bucket.bucket}/rt-{self.name}-{stem}-{os.getpid()}-{self.n}"
+
+    def repo(self, commits, url=None, lfs=False):
+        self.n += 1
+        repo = self.work / f"repo-{self.n}"
+        run(["git", "init", "-q", "-b", "main", str(repo)], self.env)
+        if lfs:
+            run(["git", "lfs", "track", "*.bin"], self.env, cwd=repo)
+        for i in range(commits):
+            add_commit(repo, self.env, f"c{self.n}-{i}")
+        if url:
+            run(["git", "remote", "add", "origin", url], self.env, cwd=repo)
+        return repo
+
+    def operations(self):
+        """{name: (prepare, measure)}: prepare() returns the state measure(state) uses."""
+        published = self.fresh("repo")
+        source = self.repo(1, published)
+        for i in range(5):  # five pushes: five bundles
+            add_commit(source, self.env, f"p{i}")
+            run(["git", "push", "-q", "origin", "main"], self.env, cwd=source)
+        lfs_url = self.fresh("lfs")
+        lfs = self.repo(1, lfs_url, lfs=True)
+        self.setup_lfs(lfs)
+        self.add_files(lfs, "first")
+        run(["git", "push", "-q", "origin", "main"], self.env, cwd=lfs)
+
+        def clone(url=published):
+            self.n += 1
+            target = self.work / f"clone-{self.n}"
+            return lambda: run(["git", "clone", "-q", url, str(target)], self.env)
+
+        def push_one():
+            add_commit(source, self.env, f"one-{self.n}")
+            self.n += 1
+            return lambda: run(["git", "push", "-q", "origin", "main"], self.env, cwd=source)
+
+        behind = self.work / "behind"
+        run(["git", "clone", "-q", published, str(behind)], self.env)
+
+        def fetch_one():
+            add_commit(source, self.env, f"fetched-{self.n}")
+            self.n += 1
+            run(["git", "push", "-q", "origin", "main"], self.env, cwd=source)
+            return lambda: run(["git", "fetch", "-q"], self.env, cwd=behind)
+
+        def first_push():
+            repo = self.repo(3, self.fresh("first"))
+            return lambda: run(["git", "push", "-q", "origin", "main"], self.env, cwd=repo)
+
+        def lfs_push():
+            self.n += 1
+            self.add_files(lfs, f"more-{self.n}")
+            return lambda: run(["git", "push", "-q", "origin", "main"], self.env, cwd=lfs)
+
+        return {
+            "ls-remote": lambda: lambda: run(["git", "ls-remote", published], self.env,
+                                             cwd=self.work),
+            "push one commit": push_one,
+            "fetch one commit": fetch_one,
+            "clone (5 bundles)": clone,
+            "first push": first_push,
+            "push, 50 LFS objects": lfs_push,
+            "clone, 50 LFS objects": lambda: clone(lfs_url),
+        }
+
+    def add_files(self, repo, stem):
+        rng = random.Random(stem)
+        for name, size in LFS_OBJECTS.items():
+            (repo / name).write_bytes(rng.randbytes(size))
+        run(["git", "add", "-A"], self.env, cwd=repo)
+        run(["git", "commit", "-q", "-m", stem], self.env, cwd=repo)
+
+    def setup_lfs(self, repo):
+        run([str(ROOT / "lfs-s3-py"), "install"], self.env, cwd=repo)
+
+
+class AwslabsRoundTrips(RoundTrips):
+    """The same through awslabs' helper and agent (git-remote-s3==0.4.2 in the venv)."""
+
+    def __init__(self, work, env, bucket, name):
+        venv_bin = str(Path(sys.executable).parent)
+        agent = ["lfs.standalonetransferagent", "git-lfs-s3",
+                 "lfs.customtransfer.git-lfs-s3.path", str(Path(venv_bin) / "git-lfs-s3")]
+        count = int(env.get("GIT_CONFIG_COUNT", 0))
+        extra = {}
+        for i in range(2):
+            extra[f"GIT_CONFIG_KEY_{count + i}"] = agent[2 * i]
+            extra[f"GIT_CONFIG_VALUE_{count + i}"] = agent[2 * i + 1]
+        paths = [p for p in env["PATH"].split(os.pathsep) if not Path(p, "lfs-s3-py").exists()]
+        super().__init__(work, {**env, **extra, "GIT_CONFIG_COUNT": str(count + 2),
+                                "PATH": os.pathsep.join([venv_bin, *paths])}, bucket, name)
+
+    def setup_lfs(self, repo):
+        pass  # the agent comes from the environment's config
+
+
+def bench_round_trips(work, env, server, bucket):
+    delay = float(os.environ.get("BENCH_DELAY_MS", "50")) / 1000
+    print(f"\nRound trips: every request held D = {delay * 1000:.0f} ms: time at 0 and at "
+          "D, requests by method, requests in line (each waited for the one before; "
+          "the extra time over D beside it), the floor, awslabs'", flush=True)
+    print(f"  {'':<24} {'at 0':>7} {'at D':>7}  {'requests':<24} {'in line':>12} "
+          f"{'floor':>5} {'awslabs':>8}  target")
+    proxy = FaultProxy(server.endpoint, server.keys["admin"])
+    through = {**env, "AWS_ENDPOINT_URL_S3": proxy.endpoint}
+    try:
+        ours = RoundTrips(work, through, bucket, "ours")
+        theirs = AwslabsRoundTrips(work, through, bucket, "awslabs")
+        found = {}
+        for impl in (ours, theirs):
+            for name, prepare in impl.operations().items():
+                found[impl.name, name] = measure_round_trips(proxy, prepare, delay)
+        for name, floor in FLOORS.items():
+            t0, td, requests, chain, slope = found["ours", name]
+            theirs = len(found["awslabs", name][3])
+            ours, waves = (floor, 0) if isinstance(floor, int) else floor
+            objects = sum(key.startswith("lfs/") or "/lfs/" in key for _, key in chain)
+            own = len(chain) - objects
+            shown = f"{len(chain)}" + (f" = {own}+{objects}" if waves else "")
+            print(f"  {name:<24} {fmt_s(t0):>7} {fmt_s(td):>7}  {requests:<24} "
+                  f"{shown:>9} ({slope:4.1f}) "
+                  f"{ours + waves if not waves else f'{ours}+{waves}':>5} {theirs:>8}  "
+                  + (f"ours at the floor, git-lfs's waves within one: "
+                     f"{verdict(own <= ours and objects <= waves + 1)}" if waves else
+                     f"at the floor: {verdict(own <= ours)}"), flush=True)
+    finally:
+        proxy.stop()
+
+
+def measure_round_trips(proxy, prepare, delay, rounds=3):
+    """(best time at 0, best at `delay`, requests by method, requests in line (the
+    most of any run at `delay`), extra time over the delay) of one operation, each
+    run prepared afresh."""
+    best, in_line = {}, []
+    for seconds in (0.0, delay):
+        times = []
+        for _ in range(rounds):
+            measure = prepare()
+            proxy.clear()
+            proxy.log.clear()
+            proxy.timeline.clear()
+            proxy.add("delay", seconds=seconds)
+            start = time.monotonic()
+            measure()
+            times.append(time.monotonic() - start)
+            methods = {}
+            for _, method, _ in proxy.fired("delay"):
+                methods[method] = methods.get(method, 0) + 1
+            if seconds:
+                in_line = max(in_line, proxy.in_line(), key=len)
+        best[seconds] = min(times)
+    proxy.clear()
+    requests = " ".join(f"{m} {n}" for m, n in sorted(methods.items()))
+    return best[0.0], best[delay], requests, in_line, (best[delay] - best[0.0]) / delay
+
+
 def rss_count(env):
     log = Path(env["BENCH_RSS_LOG"])
     return len(log.read_text().split()) if log.exists() else 0
@@ -446,6 +633,9 @@ def main():
                       f"{'awslabs':>9} {'lfs-s3-py':>10}  targets")
                 for name, files in LFS_SETS.items():
                     bench_lfs(name, files, work, env, bucket)
+            if not only or only == "round trips":
+                run(["git", "lfs", "install", "--skip-repo"], env)
+                bench_round_trips(work, env, server, bucket)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -24,7 +24,8 @@ matching request, on the `first` N, on `every` kth, with a `chance` (drawn from 
 generator seeded with `seed`, so a run can be replayed), or (none of those) on all of
 them.
 Every fault it injects is logged in `proxy.log` as (fault, method, key), so tests can
-assert that it fired.
+assert that it fired. Every request answered is in `proxy.timeline` as (arrived,
+answered) times; in_line() counts how many of them waited on each other.
 """
 
 import dataclasses
@@ -90,7 +91,7 @@ class FaultProxy:
         self.upstream = (parsed.hostname, parsed.port)
         self.credentials = credentials  # (key, secret), to re-sign for 'ignore'
         self.region = region
-        self.rules, self.log = [], []
+        self.rules, self.log, self.timeline = [], [], []
         self.encryption = []  # (method, path with query, SSE header, KMS key id)
         self.errors = []      # what a stall's `then` raised
         self.lock = threading.Lock()
@@ -128,6 +129,18 @@ class FaultProxy:
                     return rule
         return None
 
+    def in_line(self):
+        """The most requests of the timeline that ran one after another, none
+        overlapping the next, as (method, key): the round trips a command waited for.
+        (Lanes that start a little apart, as git-lfs's do, can add one.)"""
+        chain, free = [], float("-inf")
+        with self.lock:
+            for arrived, answered, method, key in sorted(self.timeline, key=lambda t: t[1]):
+                if arrived >= free:
+                    chain.append((method, key))
+                    free = answered
+        return chain
+
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
@@ -146,6 +159,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_PUT = do_POST = do_DELETE = do_HEAD = do_GET
 
     def handle_request(self):
+        arrived = time.monotonic()
         body = self.read_body()
         if not self.proxy.open.wait(300):
             return self.reset()
@@ -183,13 +197,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if "content-length" not in {n.lower() for n, _ in answer_headers}:
             self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
-        if self.command == "HEAD":
-            return
         if fault == "cut":
             self.wfile.write(answer[:rule.after])
             self.wfile.flush()
             return self.reset()
-        self.wfile.write(answer)
+        if self.command != "HEAD":
+            self.wfile.write(answer)
+        self.wfile.flush()
+        with self.proxy.lock:
+            self.proxy.timeline.append((arrived, time.monotonic(), self.command, key))
 
     def stall(self, rule):
         """The request was applied; hold its answer, run `then` with everything else

@@ -209,8 +209,12 @@ def test_upload_skips_an_object_already_on_the_bucket(lfs):
     world.run("lfs-s3-py", "enable-debug", cwd=second)
     world.git("push", "-q", "origin", "main:refs/heads/second", cwd=second)
     log = (second / ".git" / "lfs" / "tmp" / "lfs-s3-py.log").read_text()
-    assert f"{oid_of(content)} is already on the bucket" in log
-    assert "PutObject" not in log and "ListObjects" not in log
+    # One create-only PUT, refused, then a HEAD for its size: no HEAD in line before
+    # every upload, never a download, never a listing.
+    assert f"PutObject s3://{world.server.bucket}/{key} IfNoneMatch=*" in log
+    assert f"lfs/{oid_of(content)}' holds 40000 bytes" in log or \
+        f"lfs/{oid_of(content)} holds 40000 bytes" in log
+    assert "GetObject" not in log and "ListObjects" not in log
     assert world.s3.head_object(Bucket=world.server.bucket, Key=key)["LastModified"] == before
 
 
@@ -709,3 +713,47 @@ def test_an_interrupted_lfs_prune_leaves_a_consistent_bucket(lfs, proxy):
     assert "is healthy" in world.git_s3("doctor", "--lfs", "origin", cwd=work).stdout
     world.git_s3("lfs-prune", "origin", *NO_GRACE, cwd=work)  # again, to the end
     assert lfs_keys(world) == [f"lfs/{oid_of(needed)}"]
+
+
+def test_git_lfs_never_tries_ssh_for_an_s3_remote(lfs, tmp_path):
+    # git-lfs reads s3://bucket/prefix as the SSH host `s3`; a real host of that name
+    # would be asked for git-lfs-transfer. An `ssh` first on PATH tells if it was run.
+    fake = tmp_path / "fake-ssh"
+    fake.mkdir()
+    (fake / "ssh").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'ssh-ran'}\nexit 1\n")
+    (fake / "ssh").chmod(0o755)
+    world = lfs
+    env = {"PATH": f"{fake}:{world.env['PATH']}"}
+    work = lfs_repo(world)
+    world.git("push", "-q", "origin", "main", cwd=work, env=env)
+    copy = world.tmp / "copy"
+    world.git("clone", "-q", world.url, copy, env=env)
+    assert (copy / "data.bin").read_bytes() == (work / "data.bin").read_bytes()
+    world.git("lfs", "pull", cwd=copy, env=env)
+    assert not (tmp_path / "ssh-ran").exists(), (tmp_path / "ssh-ran").read_text()
+    assert world.git("config", "remote.origin.lfsurl", cwd=copy).stdout.strip() == \
+        f"s3::{world.url}"
+
+
+def test_an_object_of_another_size_under_its_oid_is_replaced(lfs):
+    world = lfs
+    content = os.urandom(30_000)
+    world.put(f"lfs/{oid_of(content)}", content[:100])  # damaged: cut short
+    work = lfs_repo(world, files={"x.bin": content})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    assert world.s3.get_object(Bucket=world.server.bucket, Key=f"{world.prefix}/lfs/"
+                               f"{oid_of(content)}")["Body"].read() == content
+
+
+def test_the_agent_takes_what_the_helper_just_read_and_uploads_with_no_head(lfs, proxy):
+    world = lfs
+    work = lfs_repo(world, files={"first.bin": os.urandom(2000)})
+    world.git("push", "-q", "origin", "main", cwd=work)
+    world.commit(work, "five more", {f"f{i}.bin": os.urandom(5000 + i) for i in range(5)})
+    proxy.timeline.clear()
+    world.git("push", "-q", "origin", "main", cwd=work, env=proxy.env)
+    requests = [(method, key) for *_, method, key in proxy.timeline]
+    # git's list for the push and git-lfs's pre-push ls-remote; none by the agent
+    assert requests.count(("GET", f"{world.prefix}/manifest.json")) == 2, requests
+    assert not [r for r in requests if r[0] == "HEAD"], requests
+    assert len([r for r in requests if r[0] == "PUT" and "/lfs/" in r[1]]) == 5

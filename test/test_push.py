@@ -135,3 +135,37 @@ def test_clone_of_an_empty_prefix_then_first_push_creates_the_remote(world):
     world.git("push", "-q", "origin", "main", cwd=empty)
     assert world.remote_refs()["refs/heads/main"] == sha
     assert world.manifest()["head"] == "refs/heads/main"
+
+
+def in_line(world, proxy, *git, cwd=None):
+    """The requests of one git command that waited on each other, each held 0.1 s."""
+    proxy.timeline.clear()
+    proxy.add("delay", seconds=0.1)
+    world.git(*git, cwd=cwd, env=proxy.env)
+    proxy.clear()
+    return [(method, key.rpartition("/")[2] if "bundles/" in key else
+             key[len(world.prefix) + 1:]) for method, key in proxy.in_line()]
+
+
+def test_each_command_waits_on_no_more_requests_than_it_must(world, proxy):
+    # Counted by the proxy: requests that ran one after another, none overlapping.
+    work = world.repo()
+    world.commit(work, "large", {"large.bin": os.urandom(200_000)})
+    first = in_line(world, proxy, "push", "-q", "origin", "main", cwd=work)
+    assert first[0] == ("GET", "manifest.json") and first[-1] == ("PUT", "manifest.json")
+    assert len(first) <= 6, first  # the probe beside the old-layout check, its conditions at once
+    for size in (20_000, 2_000):  # each too small to merge with the one before: 3 bundles
+        world.commit(work, f"{size} bytes", {f"{size}.bin": os.urandom(size)})
+        pushed = in_line(world, proxy, "push", "-q", "origin", "main", cwd=work)
+        assert [m for m, _ in pushed] == ["GET", "PUT", "PUT"], pushed
+    assert len(world.manifest()["bundles"]) == 3
+    assert in_line(world, proxy, "ls-remote", world.url) == [("GET", "manifest.json")]
+    cloned = in_line(world, proxy, "clone", "-q", world.url, world.tmp / "copy")
+    assert len(cloned) == 2 and cloned[0] == ("GET", "manifest.json"), cloned  # all at once
+    merges = 0
+    for i in range(4):  # merging the newest bundles: the merged one beside the new one
+        world.commit(work, f"small {i}")
+        pushed = in_line(world, proxy, "push", "-q", "origin", "main", cwd=work)
+        assert [m for m, _ in pushed] == ["GET", "PUT", "PUT"], pushed
+        merges += [m for *_, m, k in proxy.timeline if "bundles/" in k] == ["PUT", "PUT"]
+    assert merges, "no push merged bundles: the test proves nothing"
