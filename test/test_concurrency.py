@@ -237,3 +237,25 @@ def test_pushers_under_random_faults_keep_what_was_acknowledged(world, proxy, pu
         f"{len(proxy.fired())} faults")))
     world.assert_fsck_clean(final)
     assert "is healthy" in world.git_s3("doctor", world.url, cwd=world.tmp).stdout
+
+
+def test_pushes_to_others_branches_never_leave_a_clone_more_bundles_than_allowed(world):
+    # Each pusher lacks the other's branch, so merging the newest bundles needs the
+    # other's objects too: without fetching them, bundles pile up for every clone.
+    env = {"GIT_TEST_S3_MAX_BUNDLES": "4"}
+    work, copy = world.published()
+    for repo, branch in ((work, "ann"), (copy, "bob")):
+        world.git("checkout", "-q", "-b", branch, cwd=repo)
+    counts = []
+    for i in range(6):
+        for repo, branch in ((work, "ann"), (copy, "bob")):
+            world.commit(repo, f"{branch} {i}", {f"{branch}-{i}.bin": os.urandom(3000)})
+            world.git("push", "-q", "origin", branch, cwd=repo, env=env)
+            counts.append(len(world.manifest()["bundles"]))
+    assert max(counts) <= 4, counts
+    fresh = world.clone("fresh")
+    refs = world.remote_refs()
+    for branch, repo in (("ann", work), ("bob", copy)):
+        assert refs[f"refs/heads/{branch}"] == world.rev(repo, branch)
+        assert world.rev(fresh, f"origin/{branch}") == world.rev(repo, branch)
+    world.assert_fsck_clean(fresh)

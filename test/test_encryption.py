@@ -179,10 +179,12 @@ def test_lfs_objects_are_encrypted_under_a_keyed_name(world, lfs):
     pruned = world.git_s3("lfs-prune", "--dry-run", "--grace-hours", "0", world.url)
     assert "would delete 0 LFS objects" in pruned.stdout
 
-    world.run("lfs-s3-py", "enable-debug", cwd=work)  # again: already there, skipped
+    world.run("lfs-s3-py", "enable-debug", cwd=work)  # again: already there, refused
+    before = world.snapshot()
     world.git("lfs", "push", "--all", "origin", cwd=work)
     log = (work / ".git" / "lfs" / "tmp" / "lfs-s3-py.log").read_text()
-    assert f"{oid_of(content)} is already on the bucket" in log and "PutObject" not in log
+    assert "IfNoneMatch=*" in log and "holds" in log and "GetObject" not in log
+    assert world.snapshot() == before  # not written again
 
     # Bob instead of Alice: gc encrypts the object again, to Bob alone.
     before = encrypted_to(world, data)

@@ -168,6 +168,15 @@ def test_next_manifest_moves_refs_and_replaces_bundles_without_touching_the_read
     assert read.refs["refs/heads/old"] == "a" * 40 and len(read.bundles) == 2
 
 
+def test_the_retired_list_is_bounded_whatever_the_push_rate(helper_module):
+    m = helper_module
+    now = int(m.time.time())
+    keys = [f"bundles/{i:064x}.bundle" for i in range(m.RETIRED_KEPT + 10)]
+    manifest = m.Manifest(retired=[{"key": k, "since": now} for k in keys])  # none expired
+    assert manifest.drop_expired() == sorted(keys[:10])  # the oldest beyond the bound
+    assert [r["key"] for r in manifest.retired] == keys[10:]
+
+
 def test_a_ref_already_at_its_new_value_is_ok_whatever_the_lease_expected(helper_module):
     # Our write landed, its answer was lost, and another push landed on top before we
     # read again: the lease still names the old value, but the ref is where we wanted.
