@@ -509,17 +509,19 @@ class AwslabsRoundTrips(RoundTrips):
     """The same through awslabs' helper and agent (git-remote-s3==0.4.2 in the venv)."""
 
     def __init__(self, work, env, bucket, name):
-        venv_bin = str(Path(sys.executable).parent)
-        agent = ["lfs.standalonetransferagent", "git-lfs-s3",
-                 "lfs.customtransfer.git-lfs-s3.path", str(Path(venv_bin) / "git-lfs-s3")]
+        venv_bin = Path(sys.executable).parent
+        # Their agent for every repository, through git's environment config; their
+        # helper first on PATH (ours, in the bench's bin directory, left out).
+        agent = {"lfs.standalonetransferagent": "git-lfs-s3",
+                 "lfs.customtransfer.git-lfs-s3.path": str(venv_bin / "git-lfs-s3")}
         count = int(env.get("GIT_CONFIG_COUNT", 0))
-        extra = {}
-        for i in range(2):
-            extra[f"GIT_CONFIG_KEY_{count + i}"] = agent[2 * i]
-            extra[f"GIT_CONFIG_VALUE_{count + i}"] = agent[2 * i + 1]
-        paths = [p for p in env["PATH"].split(os.pathsep) if not Path(p, "lfs-s3-py").exists()]
-        super().__init__(work, {**env, **extra, "GIT_CONFIG_COUNT": str(count + 2),
-                                "PATH": os.pathsep.join([venv_bin, *paths])}, bucket, name)
+        config = {"GIT_CONFIG_COUNT": str(count + len(agent))}
+        for i, (key, value) in enumerate(agent.items(), count):
+            config.update({f"GIT_CONFIG_KEY_{i}": key, f"GIT_CONFIG_VALUE_{i}": value})
+        path = [p for p in env["PATH"].split(os.pathsep) if not Path(p, "lfs-s3-py").exists()]
+        super().__init__(work, {**env, **config, "PATH": os.pathsep.join([str(venv_bin),
+                                                                           *path])},
+                         bucket, name)
 
     def setup_lfs(self, repo):
         pass  # the agent comes from the environment's config

@@ -111,14 +111,20 @@ def attempts(world, victim):
             world.git_s3("info", "origin", cwd=victim["copy"], ok=False)]
 
 
+def refused_everywhere(world, clones, forgery, said):
+    """Put the forged manifest; fetch, push and git s3 each end in the line `said`,
+    and nothing is written after it."""
+    world.put("manifest.json", forgery)
+    forged = world.snapshot()
+    for failed in attempts(world, clones):
+        assert said in fatal_line(failed), failed.stderr
+    assert world.snapshot() == forged
+
+
 @pytest.mark.parametrize("name", list(FORGERIES))
 def test_a_forged_manifest_is_refused_and_nothing_is_written(world, victim, mallory, name):
     forge, said = FORGERIES[name]
-    world.put("manifest.json", forge(world, mallory))
-    forgery = world.snapshot()
-    for failed in attempts(world, victim):
-        assert said in fatal_line(failed), failed.stderr
-    assert world.snapshot() == forgery
+    refused_everywhere(world, victim, forge(world, mallory), said)
 
 
 def test_a_deleted_manifest_is_a_downgrade_too(world, victim):
@@ -287,11 +293,7 @@ SIGNED_FORGERIES = {
 def test_a_signed_repository_refuses_refs_no_trusted_key_signed(world, signed, mallory,
                                                                 name):
     forge, said = SIGNED_FORGERIES[name]
-    world.put("manifest.json", forge(world, mallory))
-    forgery = world.snapshot()
-    for failed in attempts(world, signed):
-        assert said in fatal_line(failed), failed.stderr
-    assert world.snapshot() == forgery
+    refused_everywhere(world, signed, forge(world, mallory), said)
 
 
 def test_a_signed_repository_refuses_a_rollback_and_another_repositorys_manifest(

@@ -229,6 +229,13 @@ def test_large_files_go_up_in_parallel_parts_and_come_back_verified(lfs):
     assert "CompleteMultipartUpload" in log and "IfNoneMatch=*" in log
     copy = world.clone("copy")
     assert (copy / "huge.bin").read_bytes() == content
+    # Pushed again from elsewhere: one HEAD finds it, rather than every part sent again
+    # only for the completion to be refused.
+    world.run("lfs-s3-py", "enable-debug", cwd=copy)
+    world.git("push", "-q", "origin", "main:refs/heads/again", cwd=copy)
+    world.git("lfs", "push", "--all", "origin", cwd=copy)
+    log = (copy / ".git" / "lfs" / "tmp" / "lfs-s3-py.log").read_text()
+    assert "is already on the bucket" in log and "UploadPart" not in log
 
 
 def test_debug_log_goes_to_the_real_gitdir_and_can_be_turned_off(lfs):
