@@ -66,7 +66,9 @@ ALIASES := git-remote-s3+zip git-lfs-s3
 
 install:
 	@test -n "$(BOTO3_MINIMUM)"
-	@"$(TOOLS_PYTHON)" -c "" 2>/dev/null || $(PYTHON) -m venv --clear "$(SHARE)/venv"
+	@case "$(PREFIX)" in *" "*) echo "make: PREFIX may not hold a space (a #! line cannot)" >&2; exit 2;; esac
+	@"$(TOOLS_PYTHON)" -m pip --version >/dev/null 2>&1 || \
+	  $(PYTHON) -m venv --clear "$(SHARE)/venv"
 	"$(TOOLS_PYTHON)" -m pip install --quiet --disable-pip-version-check --upgrade \
 	  "boto3>=$(BOTO3_MINIMUM)"
 	@install -d "$(PREFIX)/bin"
@@ -80,8 +82,13 @@ install:
 	@case ":$$PATH:" in *":$(abspath $(PREFIX)/bin):"*) ;; \
 	  *) echo "make: add $(abspath $(PREFIX)/bin) to your PATH" >&2 ;; esac
 
+# Only what install put there: scripts run by our venv's python, links to them.
 uninstall:
-	rm -f $(addprefix "$(PREFIX)/bin/,$(addsuffix ",$(SCRIPTS) $(ALIASES)))
+	@for name in $(SCRIPTS) $(ALIASES); do \
+	  file="$(PREFIX)/bin/$$name"; \
+	  if [ -L "$$file" ] && case "$$(readlink "$$file")" in git-remote-s3|lfs-s3-py) true;; *) false;; esac \
+	     || [ "$$(head -n 1 "$$file" 2>/dev/null)" = "#!$(TOOLS_PYTHON)" ]; then \
+	    rm -f "$$file" && echo "make: removed $$file"; fi; done
 	rm -rf "$(SHARE)"
 
 sync-shared:

@@ -4,6 +4,8 @@ It forwards every request to the server and, where a rule matches, injects a fau
 
     500        answer 500 InternalError (S3's XML body), nothing forwarded
     503        answer 503 SlowDown, nothing forwarded
+    409        answer 409 ConditionalRequestConflict (AWS's answer to a conditional
+               write while another on the key is in flight), nothing forwarded
     reset      reset the connection before any answer, nothing forwarded
     cut        forward, then send the headers and only `after` bytes of the body
     drop       forward (the server applies the request), then reset the connection
@@ -46,6 +48,8 @@ import botocore.credentials
 ERRORS = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
     "503": (503, "SlowDown", "Please reduce your request rate."),
+    "409": (409, "ConditionalRequestConflict", "A conflicting conditional operation is "
+            "currently in progress against this resource. Please try again."),
 }
 SSE = "x-amz-server-side-encryption"
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",

@@ -480,3 +480,39 @@ time.sleep(300)
     assert "relaying transfers" not in pushed.stderr
     assert sorted(lfs_keys(world)) == sorted(world.lfs_name(oid_of(c))
                                              for c in files.values())
+
+
+def lfs_object(repo, content):
+    """Put `content` in the clone's LFS store, as git-lfs would; returns its oid."""
+    import hashlib
+    oid = hashlib.sha256(content).hexdigest()
+    path = Path(repo) / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return oid, path
+
+
+def test_the_agent_takes_no_cached_read_that_others_could_write_or_the_pins_deny(
+        world, victim, gpg_keys):
+    from test_lfs import lfs_keys, run_agent
+    copy = victim["copy"]
+    recent = next((copy / ".git" / "s3").glob("recent-*.json"))  # the fetch's read
+
+    def upload(content):
+        oid, path = lfs_object(copy, content)
+        sent = run_agent(world, copy, {"event": "init", "operation": "upload",
+                                       "remote": "origin"},
+                         {"event": "upload", "oid": oid, "size": len(content),
+                          "path": str(path)})
+        assert "error" not in sent[-1], sent
+        return oid
+    # "plaintext", in the clone's own file: the pins say encrypted, so it is not taken
+    recent.write_text(json.dumps({"at": time.time(), "seal": None}))
+    oid = upload(os.urandom(3000))
+    assert f"lfs/{oid}" not in lfs_keys(world) and world.lfs_name(oid) in lfs_keys(world)
+    # the real read, in a file others may write: not taken either (nor needed)
+    recent.write_text(json.dumps({"at": time.time(), "seal": {
+        "recipients": world.manifest()["recipients"], "lfs_key": "00" * 32}}))
+    recent.chmod(0o644)
+    oid = upload(os.urandom(3001))
+    assert world.lfs_name(oid) in lfs_keys(world)

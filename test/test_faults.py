@@ -256,6 +256,21 @@ def test_by_default_a_request_is_sent_five_times_then_ends_in_one_line(world, pr
     assert manifest_version(world) == before
 
 
+def test_a_conditional_write_that_met_another_is_sent_again(world, proxy):
+    # AWS answers 409 ConditionalRequestConflict, and botocore does not retry it: the
+    # manifest write, a bundle's create-only PUT and the probe's must be sent again.
+    work = world.repo()
+    proxy.add("409", method="PUT", first=3)
+    world.git("push", "-q", "origin", "main", cwd=work, env=proxy.env)
+    assert len(proxy.fired("409")) == 3
+    world.commit(work, "second")
+    proxy.add("409", method="PUT", key=r"manifest\.json$", first=2)
+    world.git("push", "-q", "origin", "main", cwd=work, env=proxy.env)
+    assert len(proxy.fired("409")) == 5
+    assert world.remote_refs()["refs/heads/main"] == world.rev(work, "main")
+    healthy(world)
+
+
 def manifest_version(world):
     return {k: v for k, v in world.snapshot().items() if k.endswith("/manifest.json")}
 

@@ -69,8 +69,11 @@ def test_make_install_brings_its_own_boto3_where_the_system_python_has_none(lfs,
     again = world.run("make", "-C", ROOT, "install", f"PREFIX={prefix}", env=make,
                       timeout=600)  # upgrades in place
     assert again.returncode == 0 and (bin_dir / "git-remote-s3").exists()
+    (bin_dir / "git-lfs-s3").unlink()  # another tool's, installed since (awslabs', say)
+    (bin_dir / "git-lfs-s3").write_text("#!/bin/sh\n")
     world.run("make", "-C", ROOT, "uninstall", f"PREFIX={prefix}", env=make)
-    assert list(bin_dir.iterdir()) == [] and not (prefix / "share" / "git-remote-s3").exists()
+    assert [p.name for p in bin_dir.iterdir()] == ["git-lfs-s3"]  # only ours went
+    assert not (prefix / "share" / "git-remote-s3").exists()
 
 
 def test_pipx_installs_all_five_names_with_a_recent_boto3(lfs):

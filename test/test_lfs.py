@@ -764,3 +764,22 @@ def test_the_agent_takes_what_the_helper_just_read_and_uploads_with_no_head(lfs,
     assert requests.count(("GET", f"{world.prefix}/manifest.json")) == 2, requests
     assert not [r for r in requests if r[0] == "HEAD"], requests
     assert len([r for r in requests if r[0] == "PUT" and "/lfs/" in r[1]]) == 5
+
+
+def test_install_keeps_an_lfsurl_of_the_users_and_follows_a_changed_remote(lfs):
+    world = lfs
+    work = lfs_repo(world, install=False)
+    elsewhere = f"{world.url}-lfs"
+    world.git("config", "remote.origin.lfsurl", elsewhere, cwd=work)
+    world.run("lfs-s3-py", "install", "--remote", "origin", cwd=work)
+    assert world.git("config", "remote.origin.lfsurl", cwd=work).stdout.strip() == elsewhere
+    world.git("push", "-q", "origin", "main", cwd=work)
+    assert lfs_keys(world) == [] and len(lfs_keys(world, f"{world.prefix}-lfs")) == 1
+    world.run("lfs-s3-py", "uninstall", cwd=work)
+    assert world.git("config", "remote.origin.lfsurl", cwd=work).stdout.strip() == elsewhere
+
+    other = lfs_repo(world, "other", files={"b.bin": os.urandom(3000)})  # installed: ours
+    moved = f"{world.url}-moved"
+    world.git("remote", "set-url", "origin", moved, cwd=other)
+    world.git("push", "-q", "origin", "main", cwd=other)
+    assert len(lfs_keys(world, f"{world.prefix}-moved")) == 1
