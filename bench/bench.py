@@ -16,7 +16,9 @@ BENCH_DELAY_MS (50) ms, beside the same at 0 ms: how many requests waited on eac
 arrived), which on a real network is what a command costs, and the extra time over the
 delay as a check; with the floor of our design and awslabs' figure beside it. Targets are printed beside
 each figure.
-BENCH_ONLY="10 MB" | "100 MB" | "lfs" | "round trips" runs one part.
+Last, many refs: a one-commit push, a fetch into an up-to-date clone, ls-remote and
+clone at 100, 10,000 and 100,000 refs, beside file://, with the bytes moved.
+BENCH_ONLY="10 MB" | "100 MB" | "lfs" | "round trips" | "refs" runs one part.
 """
 
 import concurrent.futures
@@ -587,6 +589,115 @@ def measure_round_trips(proxy, prepare, delay, rounds=3):
     return best[0.0], best[delay], requests, in_line, (best[delay] - best[0.0]) / delay
 
 
+# ---------------------------------------------------------------------------
+# Many refs
+
+REF_COUNTS = (100, 10_000, 100_000)
+HISTORY = 300  # commits the tags point into
+
+
+def history_repo(path, env, commits):
+    """A repository of `commits` small commits on main, made by one fast-import."""
+    run(["git", "init", "-q", "-b", "main", str(path)], env)
+    stream = []
+    for i in range(commits):
+        text = f"commit {i}\n"
+        stream.append(f"commit refs/heads/main\nmark :{i + 1}\n"
+                      f"committer Bench <bench@example.com> {1700000000 + i} +0000\n"
+                      f"data {len(text)}\n{text}"
+                      + (f"from :{i}\n" if i else "")
+                      + f"M 100644 inline f{i % 50}.txt\ndata {len(text)}\n{text}\n")
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, env=env, check=True,
+                   input="".join(stream).encode())
+    run(["git", "reset", "-q", "--hard", "main"], env, cwd=path)
+    return run(["git", "rev-list", "main"], env, cwd=path).split()
+
+
+def bench_refs(work, env, server, bucket):
+    """A one-commit push and a fetch from an up-to-date clone at 100, 10,000 and
+    100,000 refs (tags into 300 commits), and ls-remote and clone from nothing:
+    time beside file://, and the bytes through the proxy (requests and answers)."""
+    print("\nMany refs: main plus tags into 300 commits; s3:// beside file://, bytes "
+          "moved both ways (s3://)", flush=True)
+    print(f"  {'':<34} {'file://':>9} {'s3://':>9} {'moved':>10}  target")
+    proxy = FaultProxy(server.endpoint, server.keys["admin"])
+    through = {**env, "AWS_ENDPOINT_URL_S3": proxy.endpoint}
+    found = {}
+    try:
+        for count in REF_COUNTS:
+            found[count] = bench_ref_count(count, work / f"refs-{count}", through, bucket,
+                                           proxy)
+    finally:
+        proxy.stop()
+    small, large = found[REF_COUNTS[0]], found[REF_COUNTS[-1]]
+    for what in ("ls-remote from nothing", "clone"):
+        grew = [large[what][i] - small[what][i] for i in (0, 1)]
+        print(f"  {what + ': growth 100 to 100,000':<34} {fmt_s(grew[0]):>9} "
+              f"{fmt_s(grew[1]):>9} {'':>10}  no more than file://'s: "
+              f"{verdict(grew[1] <= grew[0])}")
+
+
+def bench_ref_count(count, base, env, bucket, proxy):
+    base.mkdir()
+    source = base / "source"
+    commits = history_repo(source, env, HISTORY)
+    refs = "".join(f"create refs/tags/v{i:06d} {commits[i % len(commits)]}\n"
+                   for i in range(count - 1))
+    subprocess.run(["git", "update-ref", "--stdin"], cwd=source, env=env, check=True,
+                   input=refs.encode())
+    run(["git", "pack-refs", "--all"], env, cwd=source)  # as a clone or gc leaves them
+    bare = base / "bare.git"
+    run(["git", "init", "-q", "--bare", str(bare)], env)
+    urls = {"file": f"file://{bare}",
+            "s3": f"s3://{bucket.bucket}/refs-{count}-{os.getpid()}"}
+    for kind, url in urls.items():
+        run(["git", "remote", "add", kind, url], env, cwd=source)
+        run(["git", "push", "-q", kind, "refs/*:refs/*"], env, cwd=source)
+        run(["git", "clone", "-q", url, str(base / f"up-{kind}")], env)
+    rows = {}
+
+    def measured(kind, command, cwd):
+        proxy.traffic.clear()
+        seconds = timed(command, env, cwd)
+        return seconds, sum(up + down for _, _, up, down in proxy.traffic)
+
+    def push_and_fetch():
+        pushed, fetched = {}, {}
+        for i in range(3):
+            add_commit(source, env, f"more-{count}-{i}")
+            for kind in urls:
+                pushed.setdefault(kind, []).append(measured(
+                    kind, ["git", "push", "-q", kind, "main"], source))
+                fetched.setdefault(kind, []).append(measured(
+                    kind, ["git", "fetch", "-q"], base / f"up-{kind}"))
+        return pushed, fetched
+    pushed, fetched = push_and_fetch()
+    for what, runs in (("push one commit", pushed), ("fetch, up to date", fetched)):
+        t_file, t_s3 = min(runs["file"])[0], min(runs["s3"])[0]
+        moved = max(b for _, b in runs["s3"])
+        target = f"<= 64 KiB and <= 1/3 of file://: " \
+            f"{verdict(moved <= 64 * 1024 and t_s3 <= t_file / 3)}" \
+            if count == REF_COUNTS[-1] else ""
+        print(f"  {f'{count:,} refs: {what}':<34} {fmt_s(t_file):>9} {fmt_s(t_s3):>9} "
+              f"{fmt_b(moved):>10}  {target}", flush=True)
+    for what, command in (("ls-remote from nothing", lambda url, n: ["git", "ls-remote",
+                                                                      url]),
+                          ("clone", lambda url, n: ["git", "clone", "-q", url,
+                                                    str(base / f"clone-{n}")])):
+        times = {}
+        for kind, url in urls.items():
+            runs = []
+            for n in range(2):
+                shutil.rmtree(base / f"clone-{kind}{n}", ignore_errors=True)
+                runs.append(measured(kind, command(url, f"{kind}{n}"), base))
+            times[kind] = min(runs)
+        rows[what] = (times["file"][0], times["s3"][0])
+        print(f"  {f'{count:,} refs: {what}':<34} {fmt_s(times['file'][0]):>9} "
+              f"{fmt_s(times['s3'][0]):>9} {fmt_b(times['s3'][1]):>10}", flush=True)
+    shutil.rmtree(base, ignore_errors=True)
+    return rows
+
+
 def rss_count(env):
     log = Path(env["BENCH_RSS_LOG"])
     return len(log.read_text().split()) if log.exists() else 0
@@ -638,6 +749,8 @@ def main():
             if not only or only == "round trips":
                 run(["git", "lfs", "install", "--skip-repo"], env)
                 bench_round_trips(work, env, server, bucket)
+            if not only or only == "refs":
+                bench_refs(work, env, server, bucket)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -281,10 +281,15 @@ class World:
 @pytest.fixture
 def world(s3server, tmp_path, helper_bin, request):
     """A world; parametrized indirectly with "encrypted", one whose pushes create
-    repositories encrypted to Alice (s3.encryptTo), whose key it holds."""
+    repositories encrypted to Alice (s3.encryptTo), whose key it holds; or "tables",
+    where a write puts every second changed ref and every tip in ref tables (format
+    6), as a repository of many refs does."""
     world = World(s3server, tmp_path, helper_bin, request.node.name)
-    if getattr(request, "param", "plain") == "encrypted":
+    kind = getattr(request, "param", "plain")
+    if kind == "encrypted":
         world.encrypt(request.getfixturevalue("gpg_keys"))
+    if kind == "tables":
+        world.env.update(GIT_TEST_S3_CHANGES_KEPT="1", GIT_TEST_S3_TIPS_KEPT="0")
     return world
 
 

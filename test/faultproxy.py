@@ -27,7 +27,8 @@ generator seeded with `seed`, so a run can be replayed), or (none of those) on a
 them.
 Every fault it injects is logged in `proxy.log` as (fault, method, key), so tests can
 assert that it fired. Every request answered is in `proxy.timeline` as (arrived,
-answered) times; in_line() counts how many of them waited on each other.
+answered) times; in_line() counts how many of them waited on each other; and in
+`proxy.traffic` with the bytes of its body and of its answer's.
 """
 
 import dataclasses
@@ -96,6 +97,7 @@ class FaultProxy:
         self.credentials = credentials  # (key, secret), to re-sign for 'ignore'
         self.region = region
         self.rules, self.log, self.timeline = [], [], []
+        self.traffic = []  # (method, key, body bytes sent, body bytes answered)
         self.encryption = []  # (method, path with query, SSE header, KMS key id)
         self.errors = []      # what a stall's `then` raised
         self.lock = threading.Lock()
@@ -210,6 +212,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
         with self.proxy.lock:
             self.proxy.timeline.append((arrived, time.monotonic(), self.command, key))
+            self.proxy.traffic.append((self.command, key, len(body),
+                                       0 if self.command == "HEAD" else len(answer)))
 
     def stall(self, rule):
         """The request was applied; hold its answer, run `then` with everything else

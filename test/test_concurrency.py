@@ -8,8 +8,10 @@ import threading
 
 import pytest
 
-# Every guarantee holds for encrypted repositories too (test_encryption.py).
-pytestmark = pytest.mark.parametrize("world", ["plain", "encrypted"], indirect=True)
+# Every guarantee holds for encrypted repositories too (test_encryption.py), and for
+# refs kept in tables (test_refs.py).
+pytestmark = pytest.mark.parametrize("world", ["plain", "encrypted", "tables"],
+                                    indirect=True)
 
 CLIENTS = 4
 

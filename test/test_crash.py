@@ -6,10 +6,12 @@ import os
 
 import pytest
 
-# Every guarantee holds for encrypted repositories too (test_encryption.py).
-pytestmark = pytest.mark.parametrize("world", ["plain", "encrypted"], indirect=True)
+# Every guarantee holds for encrypted repositories too (test_encryption.py), and for
+# refs kept in tables (test_refs.py).
+pytestmark = pytest.mark.parametrize("world", ["plain", "encrypted", "tables"],
+                                    indirect=True)
 
-PHASES = {"upload": "old", "uploaded": "old", "committed": "new"}
+PHASES = {"upload": "old", "uploaded": "old", "staged": "old", "committed": "new"}
 
 
 def bundles_on_bucket(world):
