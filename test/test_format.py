@@ -4,6 +4,8 @@ compaction, plain git bundles, and a versioned manifest."""
 import json
 import re
 
+import pytest
+
 VERBOSE = {"GIT_REMOTE_S3_VERBOSE": "1"}
 
 
@@ -88,8 +90,9 @@ def test_replaced_bundles_are_deleted_once_their_grace_period_is_over(world):
     world.assert_fsck_clean(world.clone("copy"))
 
 
+@pytest.mark.parametrize("world", ["plain", "tables"], indirect=True)
 def test_every_bundle_is_a_plain_git_bundle_and_rebuilds_the_repository(world):
-    # DESIGN.md's recipe, with boto3 as the S3 client.
+    # DESIGN.md's recipe, with boto3 as the S3 client; with refs in tables (format 6) too.
     work = world.repo(commits=3)
     world.git("tag", "-a", "v1", "-m", "one", cwd=work)
     world.git("push", "-q", "origin", "main", "v1", cwd=work)
@@ -106,11 +109,20 @@ def test_every_bundle_is_a_plain_git_bundle_and_rebuilds_the_repository(world):
                                str(path))
         world.git("bundle", "verify", "-q", path, cwd=rebuilt)
         world.git("bundle", "unbundle", path, cwd=rebuilt)
-    updates = "".join(f"update {ref} {sha}\n" for ref, sha in manifest["refs"].items())
+    refs = dict(manifest["refs"])
+    for table in manifest.get("tables", []):
+        body = world.s3.get_object(Bucket=world.server.bucket,
+                                   Key=f"{world.prefix}/{table['key']}")["Body"].read()
+        refs.update(json.loads(body)["refs"])
+    refs.update(manifest.get("changed", {}))
+    assert ("tables" in manifest) == (world.env.get("GIT_TEST_S3_CHANGES_KEPT") == "1")
+    updates = "".join(f"update {ref} {sha}\n" for ref, sha in refs.items() if sha)
     world.git("update-ref", "--stdin", cwd=rebuilt, input=updates)
     world.assert_fsck_clean(rebuilt)
     assert world.rev(rebuilt, "topic") == world.rev(work, "topic")
     assert world.rev(rebuilt, "v1") == world.rev(work, "v1")
+    assert world.git("for-each-ref", cwd=rebuilt).stdout == \
+        world.git("for-each-ref", "refs/heads", "refs/tags", cwd=work).stdout
 
 
 def test_manifest_of_a_newer_format_is_read_with_a_warning_but_never_written(

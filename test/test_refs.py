@@ -1,7 +1,13 @@
 """Branches and tags: create, update, delete, --tags, --mirror, fetch --prune, clone -b;
 and many refs, kept in ref tables."""
 
+import hashlib
+import json
+
 import pytest
+
+from test_faults import test_an_answer_lost_while_another_writer_commits_is_reported_once \
+    as answer_lost_while_another_writer_commits
 
 
 def test_branches_are_created_updated_and_deleted(world):
@@ -157,7 +163,7 @@ def test_changes_beyond_the_manifest_go_in_tables_that_merge_as_bundles_do(world
     assert len(manifest["changed"]) <= 4
     live = {t["key"] for t in manifest["tables"]} | {b.get("tips_table") for b in
                                                      manifest["bundles"]}
-    retired = {r["key"] for r in manifest["retired"]}
+    retired = {r["key"] for r in manifest["retired"] + manifest["retired_tables"]}
     assert retired and tables_on_bucket(world) == (live | retired) - {None}
     copy = world.clone("copy")
     assert world.git("tag", cwd=copy).stdout.split() == \
@@ -205,8 +211,8 @@ def test_a_table_that_does_not_hold_what_its_name_says_is_refused(world):
     world.put(key, b'{"refs": {"refs/heads/main": "' + b"1" * 40 + b'"}}\n')
     listed = world.git("ls-remote", world.url, ok=False)
     assert listed.stderr.strip().splitlines()[-1] == (
-        f"fatal: '{world.url}/{key}' does not hold what its name says (it was replaced): "
-        "refusing it")
+        f"fatal: the ref table '{world.url}/{key}' does not hold what its name says (it was "
+        "replaced): refusing it")
     assert "Traceback" not in listed.stderr
 
 
@@ -226,7 +232,7 @@ def test_an_encrypted_repository_keeps_its_tables_encrypted(world, gpg_keys):
     world.git_s3("encrypt", world.url, "--to", "bob@example.com")
     manifest = world.manifest()
     assert not {t["key"] for t in manifest["tables"]} & tables
-    assert tables <= {r["key"] for r in manifest["retired"]}
+    assert tables <= {r["key"] for r in manifest["retired_tables"]}
     assert_same_refs(world)
 
 
@@ -240,7 +246,7 @@ def test_gc_and_doctor_know_the_tables(world):
     stray = f"tables/{'0' * 64}.json"
     world.put(stray, b"{}")
     checked = world.git_s3("doctor", world.url).stdout  # young: a push may be using it
-    assert f"leftover:  {stray}" in checked and "tables:    2 of 18 refs" in checked
+    assert f"leftover:  {stray}" in checked and "tables:    2, holding " in checked
     world.git_s3("gc", world.url)
     manifest = world.manifest()
     assert len(manifest["tables"]) == 1 and manifest["changed"] == {}
@@ -248,3 +254,101 @@ def test_gc_and_doctor_know_the_tables(world):
     assert_same_refs(world)
     world.s3.delete_object(Bucket=world.server.bucket, Key=f"{world.prefix}/{stray}")
     assert f"'{world.url}' is healthy" in world.git_s3("doctor", world.url).stdout
+
+
+@pytest.mark.parametrize("world", ["tables"], indirect=True)
+@pytest.mark.parametrize("name", ["push", "delete", "gc"])
+def test_with_tables_an_answer_lost_while_another_writer_commits_is_one_write(world, proxy,
+                                                                              name):
+    # test_faults' races, every write making tables (GIT_TEST_S3_CHANGES_KEPT=1)
+    answer_lost_while_another_writer_commits(world, proxy, name)
+    assert world.manifest()["format"] == 6
+
+
+def test_a_table_retired_and_deleted_is_never_named_again(world, monkeypatch, helper_module):
+    # Two writers in one process: B makes the tables of refs that an older, retired
+    # table held, and loses its write to A, which deletes that old table (its grace is
+    # over). B writes again: it must name only tables that are there.
+    m = helper_module
+    for name, value in {**world.env, "GIT_TEST_S3_CHANGES_KEPT": "2",
+                        "GIT_TEST_S3_RETIRE_GRACE": "0"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(world.tmp)
+
+    def setting(refs):
+        def change(manifest):
+            new = manifest.copy()
+            new.refs = dict(refs)
+            return new, new.drop_expired()
+        return change
+    a, b = m.Store(m.S3Url(world.url)), m.Store(m.S3Url(world.url))
+    first = {f"refs/tags/a{i}": f"{i + 1:040x}" for i in range(5)}
+    more = {**first, **{f"refs/tags/b{i}": f"{i + 100:040x}" for i in range(6)}}
+    a.delete_retired(a.commit(setting(first)))
+    old = world.manifest()["tables"][0]["key"]
+    a.delete_retired(a.commit(setting(more)))
+    assert old in {r["key"] for r in world.manifest()["retired_tables"]}
+
+    write, raced = b.write, []
+
+    def write_after_another(new, etag, attempt):
+        if not raced:
+            raced.append(a.delete_retired(a.commit(setting({**more, "refs/tags/c": "c" * 40}))))
+            assert old not in world.keys()
+        return write(new, etag, attempt)
+    b.write = write_after_another
+    b.delete_retired(b.commit(setting(first)))
+    assert raced
+    named = {t["key"] for t in world.manifest()["tables"]}
+    assert named and named <= set(world.keys()) and old not in named
+    assert world.remote_refs() == first
+
+
+def test_doctor_reads_the_tables_on_the_bucket_not_the_clones_copies(world):
+    world.env.update(GIT_TEST_S3_CHANGES_KEPT="2", GIT_TEST_S3_TIPS_KEPT="2")
+    work = tagged(world, 10, commits=2)
+    manifest = world.manifest()
+    assert manifest["bundles"][0]["tips_table"]
+    world.s3.delete_object(Bucket=world.server.bucket,
+                           Key=f"{world.prefix}/{manifest['bundles'][0]['tips_table']}")
+    checked = world.git_s3("doctor", "origin", cwd=work, ok=False)  # the clone has a copy
+    assert checked.stdout.splitlines()[0].startswith(
+        f"error: the ref table '{world.url}/tables/") and "is missing" in checked.stdout
+    assert "Traceback" not in checked.stderr
+    listed = world.git("ls-remote", world.url, ok=False)
+    assert "is missing" in listed.stderr and "Traceback" not in listed.stderr
+
+
+def test_a_table_of_tips_that_deletes_refs_is_corrupt(world):
+    world.env.update(GIT_TEST_S3_CHANGES_KEPT="2", GIT_TEST_S3_TIPS_KEPT="0")
+    work = world.repo()
+    world.git("push", "-q", "origin", "main", cwd=work)
+    manifest = world.manifest()
+    forged = b'{"refs": {"refs/heads/main": null}}\n'
+    key = f"tables/{hashlib.sha256(forged).hexdigest()}.json"
+    world.put(key, forged)
+    manifest["bundles"][0]["tips_table"] = key
+    world.put("manifest.json", json.dumps(manifest))
+    listed = world.git("ls-remote", world.url, ok=False)
+    assert listed.stderr.strip().startswith(f"fatal: the ref tables of '{world.url}' are "
+                                            "corrupt")
+    assert "Traceback" not in listed.stderr
+
+
+def test_older_clients_find_nothing_they_call_corrupt_and_the_clone_keeps_only_live_tables(
+        world):
+    world.env["GIT_TEST_S3_CHANGES_KEPT"] = "2"
+    work = tagged(world, 6, commits=2)
+    for round_ in range(4):
+        world.git("update-ref", "--stdin", cwd=work, input="".join(
+            f"create refs/tags/r{round_}-{i} HEAD\n" for i in range(3)))
+        world.git("push", "-q", "origin", "--tags", cwd=work)
+    manifest = world.manifest()
+    # A client of format 5 validates every `retired` key as a bundle's.
+    assert manifest["retired_tables"] and all(
+        r["key"].startswith("bundles/") for r in manifest["retired"])
+    kept = next((work / ".git" / "s3").glob("tables-*"))
+    live = {t["key"][len("tables/"):-len(".json")] for t in manifest["tables"]}
+    live |= {b["tips_table"][len("tables/"):-len(".json")] for b in manifest["bundles"]
+             if b.get("tips_table")}
+    assert {p.name for p in kept.iterdir()} == live
