@@ -193,9 +193,11 @@ class LocalS3:
     def env(self, identity="admin"):
         """Environment variables that point boto3 at this server as `identity`."""
         key, secret = self.keys[identity]
+        sts = {"AWS_ENDPOINT_URL_STS": self.endpoint} if self.kind == "moto" else {}
         return {"AWS_ENDPOINT_URL_S3": self.endpoint, "AWS_ACCESS_KEY_ID": key,
                 "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1",
-                "AWS_EC2_METADATA_DISABLED": "true", "S3_BUCKET": self.bucket}
+                "AWS_EC2_METADATA_DISABLED": "true", "S3_BUCKET": self.bucket,
+                **sts}  # moto answers STS too: the log names an ARN there
 
     def __enter__(self):
         return self.start()

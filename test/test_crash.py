@@ -32,6 +32,8 @@ def test_push_killed_at_each_phase(world, phase):
     world.git("push", "origin", "main", cwd=work, ok=False, env={"GIT_TEST_S3_KILL_AT": phase})
     expected = {"old": old, "new": new}[PHASES[phase]]
     assert world.remote_refs()["refs/heads/main"] == expected
+    # The log says what the refs say: the push's entry landed with it, or not at all.
+    assert world.manifest()["log"][-1]["refs"]["refs/heads/main"][1] == expected
     if phase == "upload":
         assert bundles_on_bucket(world) == stored  # no half-written object is visible
     copy = world.clone("copy")

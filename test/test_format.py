@@ -130,7 +130,7 @@ def test_manifest_of_a_newer_format_is_read_with_a_warning_but_never_written(
     work = world.repo()
     world.git("push", "-q", "origin", "main", cwd=work)
     manifest = world.manifest()
-    assert manifest["format"] == helper_module.WRITES_FORMAT  # what a plain push writes
+    assert manifest["format"] == helper_module.LOG_FORMAT  # what a plain push writes
     manifest["format"] = helper_module.FORMAT + 1
     world.put("manifest.json", json.dumps(manifest))
     before = world.snapshot()

@@ -12,7 +12,7 @@ def test_info_shows_refs_head_protection_bundles_and_lfs(world):
     world.put(f"lfs/{'a' * 64}", b"x" * 2048)
     shown = world.git_s3("info", "origin", cwd=work).stdout
     main = world.rev(work, "main")
-    assert f"repository: {world.url} (manifest format 4)" in shown
+    assert f"repository: {world.url} (manifest format 7)" in shown
     assert "HEAD:       main" in shown and "protected:  main" in shown
     assert f"  {main}  refs/heads/main" in shown and f"  {main}  refs/heads/topic" in shown
     bundle = world.manifest()["bundles"][0]

@@ -1,0 +1,155 @@
+"""The log of the remote's refs: every change, who made it, and `git s3 restore`."""
+
+import json
+import time
+
+import pytest
+
+from test_errors import fatal_line
+
+
+def log(world, *args):
+    return json.loads(world.git_s3("log", world.url, "--format=json", *args).stdout)
+
+
+def changes(world, ref):
+    """[(old, new, kind)] of `ref`, newest first."""
+    return [tuple(e["refs"][ref]) for e in log(world, ref)]
+
+
+def test_a_force_push_is_logged_and_restore_puts_the_branch_back(world):
+    work, _ = world.published(commits=2)
+    good = world.rev(work, "main")
+    world.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+    bad = world.commit(work, "rewritten")
+    world.git("push", "-q", "--force", "origin", "main", cwd=work)
+    assert changes(world, "refs/heads/main")[:2] == [(good, bad, "forced"),
+                                                      (None, good, "created")]
+    (newest,) = log(world)[:1]
+    assert newest["op"] == "push" and newest["email"] == "test@example.com"
+    assert newest["by"] == f"access key {world.server.keys['admin'][0]}" or \
+        newest["by"].startswith("arn:aws:")
+    shown = world.git_s3("log", "origin", "main", cwd=work).stdout.splitlines()
+    assert "forced" in shown[0] and f"{good[:7]} -> {bad[:7]}" in shown[0]
+    assert "test@example.com" in shown[0]
+
+    restored = world.git_s3("restore", "origin", "main", cwd=work)
+    assert restored.stdout.strip() == (f"restored 'refs/heads/main' to {good[:7]} (it was "
+                                       f"{bad[:7]})")
+    assert world.remote_refs()["refs/heads/main"] == good
+    assert changes(world, "refs/heads/main")[0] == (bad, good, "restored")
+    copy = world.clone("fresh")
+    assert world.rev(copy, "HEAD") == good
+    world.assert_fsck_clean(copy)
+
+
+def test_a_deleted_branch_comes_back_and_a_time_or_an_id_picks_the_version(world):
+    work, _ = world.published()
+    world.git("switch", "-q", "-c", "release", cwd=work)
+    first = world.commit(work, "release one")
+    world.git("push", "-q", "origin", "release", cwd=work)
+    at_first = log(world)[0]["at"] + 1
+    second = world.commit(work, "release two")
+    world.git("push", "-q", "origin", "release", cwd=work)
+    world.git("switch", "-q", "main", cwd=work)
+    world.git("push", "-q", "origin", "--delete", "release", cwd=work)
+    assert "refs/heads/release" not in world.remote_refs()
+    assert changes(world, "refs/heads/release")[0] == (second, None, "deleted")
+
+    world.git_s3("restore", "origin", "release", cwd=work)
+    assert world.remote_refs()["refs/heads/release"] == second
+    world.git_s3("restore", "origin", "release", first[:9], cwd=work)
+    assert world.remote_refs()["refs/heads/release"] == first
+    unknown = world.git_s3("restore", "origin", "release", "deadbeef", cwd=work, ok=False)
+    assert fatal_line(unknown).startswith("fatal: 'deadbeef' is not an id the log of")
+    early = world.git_s3("restore", "origin", "release", "--before", "@1", cwd=work,
+                         ok=False)
+    assert fatal_line(early).startswith(f"fatal: the log of '{world.url}' does not reach "
+                                        "back before")
+    del at_first  # a time within the same second as the next push is no proof
+    # git fetch of an id the log names works while its objects are kept.
+    copy = world.clone("fresh")
+    world.git("fetch", "-q", "origin", second, cwd=copy)
+    assert world.git("cat-file", "-t", second, cwd=copy).stdout.strip() == "commit"
+
+
+def test_protection_applies_to_restore(world):
+    work, _ = world.published(commits=2)
+    good = world.rev(work, "main")
+    world.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+    world.commit(work, "rewritten")
+    world.git("push", "-q", "--force", "origin", "main", cwd=work)
+    world.git_s3("protect", "origin", "main", cwd=work)
+    refused = world.git_s3("restore", "origin", "main", good, cwd=work, ok=False)
+    assert fatal_line(refused).startswith("fatal: 'refs/heads/main' is a protected branch")
+    assert world.remote_refs()["refs/heads/main"] != good
+    assert [e["op"] for e in log(world)[:2]] == ["protect", "push"]
+    assert log(world)[0]["protected"] == [["refs/heads/main"], []]
+
+
+@pytest.mark.parametrize("world", ["plain", "encrypted"], indirect=True)
+def test_each_of_concurrent_pushes_is_logged_once_and_old_entries_go_to_parts(world):
+    world.env["GIT_TEST_S3_LOG_KEPT"] = "3"
+    seed = world.repo()
+    world.git("push", "-q", "origin", "main", cwd=seed)
+    clones = [world.clone(f"client{i}") for i in range(4)]
+    for round_ in range(2):
+        for i, clone in enumerate(clones):
+            world.commit(clone, f"round {round_} client {i}")
+        procs = [world.start_git("push", "origin", f"HEAD:refs/heads/client{i}", cwd=clone)
+                 for i, clone in enumerate(clones)]
+        assert all(world.finish(p).returncode == 0 for p in procs)
+    entries = log(world)
+    assert [e["serial"] for e in entries] == list(range(len(entries), 0, -1))
+    pushed = [ref for e in entries for ref in e["refs"] if ref != "refs/heads/main"]
+    assert sorted(pushed) == sorted([f"refs/heads/client{i}" for i in range(4)] * 2)
+    manifest = world.manifest()
+    assert len(manifest["log"]) <= 3 and manifest["log_before"]
+    part = world.s3.get_object(Bucket=world.server.bucket,
+                               Key=f"{world.prefix}/{manifest['log_before']}")["Body"].read()
+    assert (b"refs/heads/client" in part) == ("lfs_key" not in manifest)  # encrypted: none
+
+
+def test_the_identity_of_each_writer_is_logged(world, scoped_url):
+    if "scoped" not in world.server.keys:
+        pytest.skip("the endpoint has no second identity")
+    work = world.repo(remote=False)
+    world.git("push", "-q", scoped_url, "main", cwd=work)
+    key, secret = world.server.keys["scoped"]
+    world.commit(work, "by the other one")
+    world.git("push", "-q", scoped_url, "main", cwd=work,
+              env={"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret})
+    entries = json.loads(world.git_s3("log", scoped_url, "--format=json").stdout)
+    assert [e["by"] for e in entries] == [f"access key {key}",
+                                          f"access key {world.server.keys['admin'][0]}"]
+
+
+def test_gc_keeps_what_the_log_names_within_the_retention_and_drops_the_rest(world):
+    work, _ = world.published(commits=2)
+    good = world.rev(work, "main")
+    world.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+    world.commit(work, "rewritten")
+    world.git("push", "-q", "--force", "origin", "main", cwd=work)
+    checked = world.git_s3("doctor", "origin", cwd=work).stdout
+    assert "log:       2 changes since" in checked
+    assert "1 objects kept for them beside the refs" in checked
+
+    world.git_s3("gc", "origin", cwd=work)  # within the retention (90 days)
+    (bundle,) = world.manifest()["bundles"]
+    assert bundle["tips"][f"refs/s3/kept/{good}"] == good
+    assert "already one bundle" in world.git_s3("gc", "origin", cwd=work).stdout
+    world.git_s3("restore", "origin", "main", good, cwd=work)
+    assert world.remote_refs()["refs/heads/main"] == good
+    world.git_s3("restore", "origin", "main", cwd=work)  # back to the rewritten one
+
+    time.sleep(1.1)  # every entry is now older than a retention of 0 days
+    world.git_s3("gc", "origin", cwd=work, env={"GIT_CONFIG_PARAMETERS":
+                                               "'s3.logRetention=0'"})
+    manifest = world.manifest()
+    assert [e["op"] for e in manifest["log"]] == ["gc"] and not manifest["log_before"]
+    assert not any(t.startswith("refs/s3/kept/") for t in manifest["bundles"][0]["tips"])
+    gone = world.git_s3("restore", "origin", "main", good, cwd=work, ok=False)
+    assert fatal_line(gone).startswith(f"fatal: '{good}' is not an id the log of")
+    copy = world.clone("fresh")
+    fetched = world.git("fetch", "origin", good, cwd=copy, ok=False)
+    assert "fatal:" in fetched.stderr
