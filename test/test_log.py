@@ -153,3 +153,72 @@ def test_gc_keeps_what_the_log_names_within_the_retention_and_drops_the_rest(wor
     copy = world.clone("fresh")
     fetched = world.git("fetch", "origin", good, cwd=copy, ok=False)
     assert "fatal:" in fetched.stderr
+
+
+def test_a_restore_that_gc_overtakes_is_refused_not_made(world, proxy):
+    work, _ = world.published(commits=2)
+    good = world.rev(work, "main")
+    world.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+    world.commit(work, "rewritten")
+    world.git("push", "-q", "--force", "origin", "main", cwd=work)
+    time.sleep(1.1)  # gc with a retention of 0 days drops the entry naming `good`
+    proxy.add("stall", method="GET", key=r"bundles/", first=1, seconds=0.5,
+              then=lambda: world.git_s3("gc", world.url, env={
+                  "GIT_CONFIG_PARAMETERS": "'s3.logRetention=0'"}))
+    raced = world.git_s3("restore", world.url, "main", good, env=proxy.env, ok=False)
+    assert proxy.fired("stall") and not proxy.errors
+    assert fatal_line(raced) == (f"fatal: '{world.url}' was rewritten by 'git s3 gc' "
+                                 "meanwhile; run the restore again")
+    assert world.remote_refs()["refs/heads/main"] != good
+    world.assert_fsck_clean(world.clone("fresh"))
+
+
+def test_what_only_the_log_keeps_is_not_downloaded_by_every_fetch(world, proxy):
+    work, copy = world.published(commits=2)
+    world.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+    world.commit(work, "rewritten")
+    world.git("push", "-q", "--force", "origin", "main", cwd=work)
+    world.git("pull", "-q", "--rebase=false", "-X", "theirs", "--no-edit", cwd=copy,
+              ok=None)
+    world.git("reset", "-q", "--hard", "origin/main", cwd=copy)
+    world.git_s3("gc", "origin", cwd=work)
+    world.git("reflog", "expire", "--expire=now", "--all", cwd=copy)
+    world.git("gc", "-q", "--prune=now", cwd=copy)  # the old commit is gone here
+    world.commit(work, "one more")
+    world.git("push", "-q", "origin", "main", cwd=work)
+    proxy.traffic.clear()
+    world.git("fetch", "-q", cwd=copy, env=proxy.env)
+    fetched = [k for m, k, *_ in proxy.traffic if m == "GET" and "/bundles/" in k]
+    assert len(fetched) == 1 and world.manifest()["bundles"][0]["key"] not in fetched[0]
+
+
+def test_a_push_of_many_refs_logs_them_in_a_part_and_the_manifest_stays_small(world):
+    work = world.repo()
+    world.git("push", "-q", "origin", "main", cwd=work)
+    world.git("update-ref", "--stdin", cwd=work, input="".join(
+        f"create refs/tags/release-{i:03d} HEAD\n" for i in range(40)))
+    world.git("push", "-q", "origin", "--tags", cwd=work)
+    manifest = world.manifest()
+    assert manifest["log"] == [] and manifest["log_before"]
+    entries = log(world)
+    assert len(entries[0]["refs"]) == 40 and entries[1]["refs"].keys() == {"refs/heads/main"}
+
+
+def test_short_names_hostile_entries_and_odd_idents(world):
+    work, _ = world.published()
+    world.git("tag", "main", cwd=work)  # a tag named like the branch
+    world.git("push", "-q", "origin", "refs/tags/main", cwd=work)
+    both = world.git_s3("restore", "origin", "main", cwd=work, ok=False)
+    assert fatal_line(both) == ("fatal: 'main' is both a branch and a tag: say which "
+                                "(refs/heads/main or refs/tags/main)")
+    world.commit(work, "by an odd ident")
+    world.git("push", "-q", "origin", "refs/heads/main", cwd=work,
+              env={"GIT_COMMITTER_EMAIL": "jos\udce9@example.com"})  # not UTF-8
+    assert log(world)[0]["email"] == "jos\ufffd@example.com"
+
+    manifest = world.manifest()
+    manifest["log"][-1]["email"] = "\x9b2J\u202eevil"  # terminal controls, reordering
+    world.put("manifest.json", json.dumps(manifest))
+    refused = world.git("ls-remote", world.url, ok=False)
+    assert fatal_line(refused).startswith(f"fatal: the manifest '{world.url}/manifest.json' "
+                                          "is corrupt (bad log entry")

@@ -122,7 +122,7 @@ def tables_on_bucket(world):
 def test_many_refs_live_in_tables_and_a_push_rewrites_only_what_changed(world, helper_module):
     work = tagged(world, 300)
     manifest = world.manifest()
-    assert manifest["format"] == helper_module.TABLES_FORMAT and manifest["refs"] == {}
+    assert manifest["format"] == helper_module.LOG_FORMAT and manifest["refs"] == {}
     assert manifest["changed"] == {} and [t["count"] for t in manifest["tables"]] == [301]
     (bundle,) = manifest["bundles"]
     # The tips of the one bundle are the refs: the same table, stored once.
@@ -262,7 +262,7 @@ def test_with_tables_an_answer_lost_while_another_writer_commits_is_one_write(wo
                                                                               name):
     # test_faults' races, every write making tables (GIT_TEST_S3_CHANGES_KEPT=1)
     answer_lost_while_another_writer_commits(world, proxy, name)
-    assert world.manifest()["format"] == 6
+    assert world.manifest()["tables"]
 
 
 def test_a_table_retired_and_deleted_is_never_named_again(world, monkeypatch, helper_module):
