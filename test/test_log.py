@@ -17,12 +17,20 @@ def changes(world, ref):
     return [tuple(e["refs"][ref]) for e in log(world, ref)]
 
 
-def test_a_force_push_is_logged_and_restore_puts_the_branch_back(world):
-    work, _ = world.published(commits=2)
+def force_pushed(world):
+    """A published repository whose main was force-pushed over its last commit:
+    (work, a clone from before, the commit thrown away)."""
+    work, copy = world.published(commits=2)
     good = world.rev(work, "main")
     world.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
-    bad = world.commit(work, "rewritten")
+    world.commit(work, "rewritten")
     world.git("push", "-q", "--force", "origin", "main", cwd=work)
+    return work, copy, good
+
+
+def test_a_force_push_is_logged_and_restore_puts_the_branch_back(world):
+    work, _, good = force_pushed(world)
+    bad = world.rev(work, "main")
     assert changes(world, "refs/heads/main")[:2] == [(good, bad, "forced"),
                                                       (None, good, "created")]
     (newest,) = log(world)[:1]
@@ -74,11 +82,7 @@ def test_a_deleted_branch_comes_back_and_a_time_or_an_id_picks_the_version(world
 
 
 def test_protection_applies_to_restore(world):
-    work, _ = world.published(commits=2)
-    good = world.rev(work, "main")
-    world.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
-    world.commit(work, "rewritten")
-    world.git("push", "-q", "--force", "origin", "main", cwd=work)
+    work, _, good = force_pushed(world)
     world.git_s3("protect", "origin", "main", cwd=work)
     refused = world.git_s3("restore", "origin", "main", good, cwd=work, ok=False)
     assert fatal_line(refused).startswith("fatal: 'refs/heads/main' is a protected branch")
@@ -125,11 +129,7 @@ def test_the_identity_of_each_writer_is_logged(world, scoped_url):
 
 
 def test_gc_keeps_what_the_log_names_within_the_retention_and_drops_the_rest(world):
-    work, _ = world.published(commits=2)
-    good = world.rev(work, "main")
-    world.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
-    world.commit(work, "rewritten")
-    world.git("push", "-q", "--force", "origin", "main", cwd=work)
+    work, _, good = force_pushed(world)
     checked = world.git_s3("doctor", "origin", cwd=work).stdout
     assert "log:       2 changes since" in checked
     assert "1 objects kept for them beside the refs" in checked
@@ -156,11 +156,7 @@ def test_gc_keeps_what_the_log_names_within_the_retention_and_drops_the_rest(wor
 
 
 def test_a_restore_that_gc_overtakes_is_refused_not_made(world, proxy):
-    work, _ = world.published(commits=2)
-    good = world.rev(work, "main")
-    world.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
-    world.commit(work, "rewritten")
-    world.git("push", "-q", "--force", "origin", "main", cwd=work)
+    work, _, good = force_pushed(world)
     time.sleep(1.1)  # gc with a retention of 0 days drops the entry naming `good`
     proxy.add("stall", method="GET", key=r"bundles/", first=1, seconds=0.5,
               then=lambda: world.git_s3("gc", world.url, env={
@@ -174,10 +170,7 @@ def test_a_restore_that_gc_overtakes_is_refused_not_made(world, proxy):
 
 
 def test_what_only_the_log_keeps_is_not_downloaded_by_every_fetch(world, proxy):
-    work, copy = world.published(commits=2)
-    world.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
-    world.commit(work, "rewritten")
-    world.git("push", "-q", "--force", "origin", "main", cwd=work)
+    work, copy, _ = force_pushed(world)
     world.git("pull", "-q", "--rebase=false", "-X", "theirs", "--no-edit", cwd=copy,
               ok=None)
     world.git("reset", "-q", "--hard", "origin/main", cwd=copy)
