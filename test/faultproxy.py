@@ -8,6 +8,7 @@ It forwards every request to the server and, where a rule matches, injects a fau
                write while another on the key is in flight), nothing forwarded
     reset      reset the connection before any answer, nothing forwarded
     cut        forward, then send the headers and only `after` bytes of the body
+               (with `then`, a callable run first: the object changes meanwhile)
     drop       forward (the server applies the request), then reset the connection
                without an answer: a write that landed but whose answer was lost
     stall      forward, then withhold the answer for `seconds` before resetting the
@@ -69,7 +70,7 @@ class Rule:
     seed: int = 0
     after: int = 0        # cut: body bytes sent before the cut
     seconds: float = 0.0  # delay, stall
-    then: object = None   # stall: run while the answer is held
+    then: object = None   # stall: run while the answer is held; cut: before it
     seen: int = 0
 
     def __post_init__(self):
@@ -204,6 +205,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         if fault == "cut":
+            if rule.then:  # e.g. the object changes before the client comes back
+                rule.then()
             self.wfile.write(answer[:rule.after])
             self.wfile.flush()
             return self.reset()

@@ -286,6 +286,20 @@ def test_a_clone_resumes_a_bundle_cut_short(world, proxy, megabytes):
     world.assert_fsck_clean(copy)
 
 
+def test_an_object_that_changes_before_its_download_resumes_ends_in_one_line(world,
+                                                                              proxy):
+    big_history(world, 1)
+    key = world.manifest()["bundles"][0]["key"]
+    replaced = world.s3.get_object(Bucket=world.server.bucket,
+                                   Key=f"{world.prefix}/{key}")["Body"].read() + b"more"
+    proxy.add("cut", method="GET", key=r"/bundles/", first=1, after=1000,
+              then=lambda: world.put(key, replaced))  # as gc re-encrypting in place
+    cloned = world.git("clone", world.url, world.tmp / "copy", env=proxy.env, ok=False)
+    assert fatal_line(cloned) == (f"fatal: '{world.url}/{key}' changed while it was being "
+                                  "downloaded (rewritten by 'git s3 gc'?); try again")
+    assert "Traceback" not in cloned.stderr
+
+
 def test_a_body_cut_short_every_time_ends_in_one_line(world, proxy):
     big_history(world, 1)
     proxy.add("cut", method="GET", key=r"/bundles/", after=1000)
