@@ -120,7 +120,7 @@ def test_compaction_never_absorbs_a_bundle_the_pusher_cannot_rebuild(helper_modu
 @pytest.mark.parametrize("name", ["main", "refs/heads/a b", "refs/heads/x\n0 refs/heads/evil",
                                   "refs/heads/a..b", "refs/heads/a.lock", "refs/heads/a/",
                                   "refs/heads/.hidden", "refs/heads/a~1", "refs/heads/a:b",
-                                  "refs/heads/a@{1}", "refs//x"])
+                                  "refs/heads/a@{1}", "refs//x", "refs/heads/x\n"])
 def test_manifest_refuses_ref_names_git_would_refuse(helper_module, name):
     # Ref names go verbatim into the protocol and into bundle headers.
     m = helper_module
