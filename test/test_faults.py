@@ -624,3 +624,15 @@ def test_lfs_persistent_fault_is_a_per_object_error_and_nothing_half_downloaded(
     assert os.listdir(copy / ".git" / "lfs" / "tmp") == []
     oid = oid_of(content)
     assert not (copy / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).exists()
+
+
+def test_a_multipart_completion_whose_answer_was_lost_is_our_own(world, proxy):
+    # botocore sends the completion again; the store no longer knows the upload
+    # (UploadGone) or refuses the condition: the object of our size is ours.
+    work = world.repo()
+    world.commit(work, "big", {"big.bin": os.urandom(20 * 1024 * 1024)})
+    proxy.add("drop", method="POST", key=r"/bundles/", nth=2)  # create, then complete
+    world.git("push", "-q", "origin", "main", cwd=work, env=proxy.env)
+    assert proxy.fired("drop")
+    assert world.remote_refs()["refs/heads/main"] == world.rev(work, "main")
+    healthy(world)
