@@ -4,6 +4,8 @@ It forwards every request to the server and, where a rule matches, injects a fau
 
     500        answer 500 InternalError (S3's XML body), nothing forwarded
     503        answer 503 SlowDown, nothing forwarded
+    412        answer 412 PreconditionFailed, nothing forwarded: a conditional write
+               refused as if another writer had won
     409        answer 409 ConditionalRequestConflict (AWS's answer to a conditional
                write while another on the key is in flight), nothing forwarded
     reset      reset the connection before any answer, nothing forwarded
@@ -50,6 +52,8 @@ import botocore.credentials
 ERRORS = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
     "503": (503, "SlowDown", "Please reduce your request rate."),
+    "412": (412, "PreconditionFailed", "At least one of the pre-conditions you specified "
+            "did not hold"),
     "409": (409, "ConditionalRequestConflict", "A conflicting conditional operation is "
             "currently in progress against this resource. Please try again."),
 }

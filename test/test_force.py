@@ -127,3 +127,17 @@ def test_dry_run_writes_nothing_to_the_bucket(world):
     assert "main -> main" in dry.stderr and "new-branch -> new-branch" in dry.stderr
     world.git("push", "--dry-run", "origin", "--delete", "old", cwd=work)
     assert world.snapshot() == before
+
+
+def test_a_refusal_is_explained_once_however_often_the_push_is_judged(world, proxy):
+    work, _ = world.published()
+    world.git("push", "-q", "origin", "main:other", cwd=work)
+    world.commit(work, "more")
+    proxy.add("412", method="PUT", key=r"manifest\.json$", first=1)  # as if raced
+    pushed = world.git("push", "origin", "main:other", ":main", cwd=work, env=proxy.env,
+                       ok=False)
+    assert proxy.fired("412")
+    assert pushed.stderr.count("refusing to delete the current branch") == 1
+    assert "[remote rejected] main (deletion of the current branch prohibited)" in \
+        pushed.stderr
+    assert world.remote_refs()["refs/heads/other"] == world.rev(work, "main")
