@@ -220,3 +220,18 @@ def test_short_names_hostile_entries_and_odd_idents(world):
     refused = world.git("ls-remote", world.url, ok=False)
     assert fatal_line(refused).startswith(f"fatal: the manifest '{world.url}/manifest.json' "
                                           "is corrupt (bad log entry")
+
+
+def test_what_restore_and_gc_cannot_do_ends_in_one_line(world):
+    work, _ = world.published()
+    created = world.git_s3("restore", "origin", "main", cwd=work, ok=False)
+    assert fatal_line(created) == ("fatal: the last change to 'refs/heads/main' created "
+                                   "it: there is nothing before it to restore")
+    unknown = world.git_s3("restore", "origin", "nope", cwd=work, ok=False)
+    assert fatal_line(unknown) == (f"fatal: the log of '{world.url}' has no change to "
+                                   "'refs/heads/nope'")
+    for days in ("soon", "nan", "-1"):
+        bad = world.git_s3("gc", "origin", cwd=work, ok=False,
+                           env={"GIT_CONFIG_PARAMETERS": f"'s3.logRetention={days}'"})
+        assert fatal_line(bad) == f"fatal: s3.logRetention is '{days}', not a number of days"
+        assert "Traceback" not in bad.stderr
