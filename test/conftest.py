@@ -8,6 +8,7 @@ Tests marked `long` are the long forms of quicker ones (more rounds of the same 
 they run under CI=true or with GIT_REMOTE_S3_LONG_TESTS=1, and are left out otherwise.
 """
 
+import functools
 import hmac
 import importlib.machinery
 import importlib.util
@@ -100,6 +101,15 @@ def helper_bin(tmp_path_factory):
     return bin_dir
 
 
+@functools.lru_cache(maxsize=None)
+def admin_client(server):
+    """One boto3 client per server for every test's own look at the bucket: making one
+    costs a tenth of a second, and clients are safe to share."""
+    key, secret = server.keys["admin"]
+    return boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=key,
+                        aws_secret_access_key=secret, region_name="us-east-1")
+
+
 class World:
     """One test's world: its own HOME, git config, S3 prefix and helpers to use them."""
 
@@ -120,9 +130,7 @@ class World:
         prefix = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")[:40]
         self.prefix = f"t/{prefix}-{uuid.uuid4().hex[:8]}"
         self.url = f"s3://{server.bucket}/{self.prefix}"
-        key, secret = server.keys["admin"]
-        self.s3 = boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=key,
-                               aws_secret_access_key=secret, region_name="us-east-1")
+        self.s3 = admin_client(server)
 
     # running things
 
@@ -259,9 +267,10 @@ class World:
                 return sorted(keys)
             token = {"ContinuationToken": page["NextContinuationToken"]}
 
-    def snapshot(self):
-        """{key: etag} under our prefix, to prove that nothing was written."""
-        prefix = self.prefix + "/"
+    def snapshot(self, prefix=None):
+        """{key: etag} under our prefix (or `prefix`), to prove that nothing was
+        written."""
+        prefix = (prefix or self.prefix) + "/"
         page = self.s3.list_objects_v2(Bucket=self.server.bucket, Prefix=prefix)
         return {o["Key"]: o["ETag"] for o in page.get("Contents", [])}
 
@@ -273,6 +282,15 @@ class World:
             if envelope in body:
                 return json.loads(self.decrypt(body[envelope]["message"].encode()))
         return body
+
+    def copy_from(self, prefix):
+        """Copy every object under `prefix` to ours, on the server (CopyObject): a
+        repository pushed once serves many tests. Keys are relative to the prefix."""
+        source = prefix + "/"
+        for key in self.keys(prefix):
+            self.s3.copy_object(Bucket=self.server.bucket, Key=f"{self.prefix}/{key}",
+                                CopySource={"Bucket": self.server.bucket,
+                                            "Key": source + key})
 
     def put(self, name, body):
         self.s3.put_object(Bucket=self.server.bucket, Key=f"{self.prefix}/{name}", Body=body)

@@ -126,6 +126,12 @@ class FaultProxy:
         with self.lock:
             self.rules = []
 
+    def reset(self):
+        """No rules, and nothing fired yet."""
+        with self.lock:
+            self.rules = []
+            self.log = []
+
     def fired(self, fault=None):
         """The logged faults (of one kind)."""
         with self.lock:

@@ -2,6 +2,7 @@
 faults are absorbed, persistent ones end in one line, cut-short bodies are resumed and
 a write whose answer was lost is recognised as our own."""
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -33,14 +34,17 @@ def big_history(world, megabytes):
 # The fault matrix: every operation through every fault that can meet it.
 #
 # An operation prepares its state without faults, then acts through the proxy; `reads`
-# and `writes` are the (method, key) its faults aim at. A transient fault fires on the
-# first matching requests and the operation must succeed as without it; a persistent
-# one fires on all of them and the operation must end in one line, within bounds,
-# leaving the old state.
+# and `writes` are the (method, key) its faults aim at. One repository meets the faults
+# in turn: before each, `again` gives the operation something new to do. A transient
+# fault fires on the first matching requests and the operation must succeed as without
+# it; a persistent one, last, fires on all of them and the operation must end in one
+# line, within bounds, leaving the old state. What a fault-free client sees is checked
+# after every step, and once more at the end with a clone and doctor.
 
 @dataclasses.dataclass
 class Operation:
     prepare: object  # world -> state (a dict)
+    again: object    # (world, state) -> None: something new to do, without faults
     act: object      # (world, state, env, ok) -> the finished command
     check: object    # (world, state) -> None, after success
     reads: tuple = None
@@ -53,12 +57,20 @@ def pushed(world, state, *args, env, ok):
 
 
 def remote_is(world, state, refs):
-    assert {r: world.remote_refs().get(r) for r in refs} == \
+    assert {r: world.remote_refs(state.get("url")).get(r) for r in refs} == \
         {r: world.rev(state["work"], r.split("/")[-1]) for r in refs}
 
 
 def prepare_initial(world):
     return {"work": world.repo(commits=2)}
+
+
+def another_repository(world, state):
+    """A new repository and a URL nobody pushed to: an initial push again."""
+    n = state["n"] = state.get("n", 0) + 1
+    state["url"] = f"{world.url}-{n}"
+    state["work"] = world.repo(f"work-{n}", commits=2, remote=False)
+    world.git("remote", "add", "origin", state["url"], cwd=state["work"])
 
 
 def prepare_published(world, *branches):
@@ -69,10 +81,17 @@ def prepare_published(world, *branches):
     return {"work": work, "copy": copy}
 
 
+def one_more_commit(world, state, *branches):
+    state["n"] = state.get("n", 0) + 1
+    world.commit(state["work"], f"again {state['n']}")
+    for branch in branches:
+        world.git("branch", "-f", branch, cwd=state["work"])
+
+
 def rewritten(world, state, back):
     """A's main with its last `back` commits replaced by another."""
     world.git("reset", "-q", "--hard", f"HEAD~{back}", cwd=state["work"])
-    world.commit(state["work"], "rewritten")
+    world.commit(state["work"], f"rewritten {time.monotonic_ns()}")
     return state
 
 
@@ -86,17 +105,35 @@ def prepare_fetch(world):
     return state
 
 
+def pushed_again(world, state):
+    one_more_commit(world, state)
+    world.git("push", "-q", "origin", "main", cwd=state["work"])
+
+
 def prepare_gc(world):
     state = prepare_fetch(world)
-    world.commit(state["work"], "one more bundle")
-    world.git("push", "-q", "origin", "main", cwd=state["work"])
+    pushed_again(world, state)
     return state
+
+
+def nothing_new(world, state):
+    state["n"] = state.get("n", 0) + 1
+
+
+def cloned(world, state):
+    return world.tmp / f"cloned-{state.get('n', 0)}"
 
 
 def prepare_lfs_upload(world):
     from test_lfs import lfs_repo
     content = os.urandom(300_000)
-    return {"work": lfs_repo(world, files={"a.bin": content}), "content": content}
+    return {"work": lfs_repo(world, files={"a.bin": content}), "contents": [content]}
+
+
+def another_lfs_object(world, state):
+    content = os.urandom(300_000)
+    state["contents"].append(content)
+    world.commit(state["work"], f"object {len(state['contents'])}", {"a.bin": content})
 
 
 def prepare_lfs_download(world):
@@ -107,11 +144,17 @@ def prepare_lfs_download(world):
     return state
 
 
+def another_lfs_object_pushed(world, state):
+    another_lfs_object(world, state)
+    world.git("push", "-q", "origin", "main", cwd=state["work"])
+    world.git("pull", "-q", cwd=state["copy"], env={"GIT_LFS_SKIP_SMUDGE": "1"})
+
+
 def check_lfs(world, state):
     from test_lfs import lfs_keys, oid_of
-    assert lfs_keys(world) == [world.lfs_name(oid_of(state['content']))]
-    copy = state.get("copy") or world.clone("lfs-check")
-    assert (copy / "a.bin").read_bytes() == state["content"]
+    assert lfs_keys(world) == sorted(world.lfs_name(oid_of(c)) for c in state["contents"])
+    copy = state.get("copy") or world.clone(f"lfs-check-{len(state['contents'])}")
+    assert (copy / "a.bin").read_bytes() == state["contents"][-1]
 
 
 ANY_PUT = ("PUT", r"(manifest\.json|/bundles/)")
@@ -120,58 +163,59 @@ BUNDLE_GET = ("GET", r"/bundles/")
 
 OPERATIONS = {
     "initial push": Operation(
-        prepare_initial,
+        prepare_initial, another_repository,
         lambda world, s, env, ok: pushed(world, s, "origin", "main", env=env, ok=ok),
         lambda world, s: remote_is(world, s, ["refs/heads/main"]),
         writes=ANY_PUT),  # no manifest to read yet
     "incremental push": Operation(
-        prepare_published,
+        prepare_published, one_more_commit,
         lambda world, s, env, ok: pushed(world, s, "origin", "main", env=env, ok=ok),
         lambda world, s: remote_is(world, s, ["refs/heads/main"]),
         reads=MANIFEST_GET, writes=ANY_PUT),
     "atomic push": Operation(
         lambda world: prepare_published(world, "feature"),
+        lambda world, s: one_more_commit(world, s, "feature"),
         lambda world, s, env, ok: pushed(world, s, "--atomic", "origin", "main", "feature",
                                          env=env, ok=ok),
         lambda world, s: remote_is(world, s, ["refs/heads/main", "refs/heads/feature"]),
         reads=MANIFEST_GET, writes=ANY_PUT),
     "lease push": Operation(
-        prepare_lease,
+        prepare_lease, lambda world, s: rewritten(world, s, 1),
         lambda world, s, env, ok: pushed(world, s, "--force-with-lease", "origin", "+main",
                                          env=env, ok=ok),
         lambda world, s: remote_is(world, s, ["refs/heads/main"]),
         reads=MANIFEST_GET, writes=ANY_PUT),
     "clone": Operation(
-        prepare_fetch,
-        lambda world, s, env, ok: world.git("clone", "-q", world.url, world.tmp / "cloned",
+        prepare_fetch, nothing_new,
+        lambda world, s, env, ok: world.git("clone", "-q", world.url, cloned(world, s),
                                             env=env, ok=ok),
-        lambda world, s: world.assert_fsck_clean(world.tmp / "cloned"),
+        lambda world, s: world.assert_fsck_clean(cloned(world, s)),
         reads=BUNDLE_GET),
     "fetch": Operation(
-        prepare_fetch,
+        prepare_fetch, pushed_again,
         lambda world, s, env, ok: world.git("fetch", "-q", cwd=s["copy"], env=env, ok=ok),
         lambda world, s: assert_equal(world.rev(s["copy"], "origin/main"),
                                       world.rev(s["work"], "main")),
         reads=BUNDLE_GET),
     "gc": Operation(
-        prepare_gc,
+        prepare_gc, pushed_again,
         lambda world, s, env, ok: world.git_s3("gc", "origin", cwd=s["work"], env=env,
                                                ok=ok),
         lambda world, s: assert_equal(len(world.manifest()["bundles"]), 1),
         reads=BUNDLE_GET, writes=ANY_PUT),
     "doctor": Operation(
-        prepare_gc,
+        prepare_gc, nothing_new,
         lambda world, s, env, ok: world.git_s3("doctor", "origin", cwd=s["work"], env=env,
                                                ok=ok),
         lambda world, s: None,
         reads=BUNDLE_GET),
     "LFS upload": Operation(
-        prepare_lfs_upload,
+        prepare_lfs_upload, another_lfs_object,
         lambda world, s, env, ok: world.git("-c", "lfs.transfer.maxretries=1", "push",
                                             "origin", "main", cwd=s["work"], env=env, ok=ok),
         check_lfs, writes=("PUT", r"/lfs/"), lfs=True),
     "LFS download": Operation(
-        prepare_lfs_download,
+        prepare_lfs_download, another_lfs_object_pushed,
         lambda world, s, env, ok: world.git("-c", "lfs.transfer.maxretries=1", "lfs", "pull",
                                             cwd=s["copy"], env=env, ok=ok),
         check_lfs, reads=("GET", r"/lfs/"), lfs=True),
@@ -193,52 +237,55 @@ def aim(operation, fault):
     return operation.writes or operation.reads
 
 
-MATRIX = [(name, fault) for name, op in OPERATIONS.items() for fault in FAULTS
-          if aim(op, fault)]
-
-
-def start(request, world, name):
-    operation = OPERATIONS[name]
-    if operation.lfs:
-        request.getfixturevalue("lfs")
-    return operation, operation.prepare(world)
-
-
-@pytest.mark.parametrize("name, fault", MATRIX, ids=[f"{n}-{f}" for n, f in MATRIX])
-def test_a_transient_fault_is_absorbed(request, world, proxy, name, fault):
-    operation, state = start(request, world, name)
-    method, key = aim(operation, fault)
-    # two in a row where they repeat, one where a repeat needs a new write (drop), one
-    # past the read timeout (delay)
-    proxy.add(fault, method=method, key=key, first=1 if fault in ("drop", "delay") else 2,
-              after=100, seconds=3)
-    operation.act(world, state, proxy.env, True)
-    assert proxy.fired(fault), "the fault did not fire"
-    operation.check(world, state)
-    if not operation.lfs:
-        healthy(world)
+@contextlib.contextmanager
+def under(fault):
+    """Name the fault in whatever fails while it is set."""
+    try:
+        yield
+    except AssertionError as exc:
+        raise AssertionError(f"under the fault '{fault}': {exc}") from exc
 
 
 @pytest.mark.parametrize("name", list(OPERATIONS))
-def test_a_persistent_fault_ends_in_one_line(request, world, proxy, name):
-    operation, state = start(request, world, name)
+def test_transient_faults_are_absorbed_and_a_persistent_one_ends_in_one_line(
+        request, world, proxy, name):
+    operation = OPERATIONS[name]
+    if operation.lfs:
+        request.getfixturevalue("lfs")
+    state = operation.prepare(world)
+    for n, fault in enumerate(f for f in FAULTS if aim(operation, f)):
+        if n:
+            operation.again(world, state)
+        method, key = aim(operation, fault)
+        proxy.reset()
+        # two in a row where they repeat, one where a repeat needs a new write (drop),
+        # one past the read timeout (delay)
+        proxy.add(fault, method=method, key=key, first=1 if fault in ("drop", "delay")
+                  else 2, after=100, seconds=3)
+        with under(fault):
+            operation.act(world, state, proxy.env, True)
+            assert proxy.fired(fault), "the fault did not fire"
+            operation.check(world, state)
+
+    operation.again(world, state)
+    proxy.reset()
     method, key = aim(operation, "503")
     proxy.add("503", method=method, key=key)
-    before = manifest_version(world)
+    before = manifest_version(world, state.get("url"))
     started = time.monotonic()
     # two attempts (the user's AWS_MAX_ATTEMPTS) keep this quick; the default five
     # are test_by_default_a_request_is_sent_five_times_then_ends_in_one_line's
-    failed = operation.act(world, state, {**proxy.env, "AWS_MAX_ATTEMPTS": "2"}, False)
-    assert time.monotonic() - started < 60
-    assert len(proxy.fired("503")) >= 2  # every attempt, then it gave up
-    assert "Traceback" not in failed.stderr
-    if operation.lfs:
-        assert "SlowDown: Please reduce your request rate." in failed.stderr
-        return
-    assert "SlowDown" in fatal_line(failed)
-    assert manifest_version(world) == before  # the old state, never a mix
-    if before:
-        healthy(world)
+    with under("persistent 503"):
+        failed = operation.act(world, state, {**proxy.env, "AWS_MAX_ATTEMPTS": "2"}, False)
+        assert time.monotonic() - started < 60
+        assert len(proxy.fired("503")) >= 2  # every attempt, then it gave up
+        assert "Traceback" not in failed.stderr
+        if operation.lfs:
+            assert "SlowDown: Please reduce your request rate." in failed.stderr
+            return
+        assert "SlowDown" in fatal_line(failed)
+        assert manifest_version(world, state.get("url")) == before  # the old state
+    healthy(world)
 
 
 def test_by_default_a_request_is_sent_five_times_then_ends_in_one_line(world, proxy):
@@ -271,8 +318,10 @@ def test_a_conditional_write_that_met_another_is_sent_again(world, proxy):
     healthy(world)
 
 
-def manifest_version(world):
-    return {k: v for k, v in world.snapshot().items() if k.endswith("/manifest.json")}
+def manifest_version(world, url=None):
+    """{key: etag} of the manifest at `url` (the world's), {} where there is none."""
+    prefix = (url or world.url).split("/", 3)[3]
+    return {k: v for k, v in world.snapshot(prefix).items() if k.endswith("/manifest.json")}
 
 
 @pytest.mark.parametrize("megabytes", [3, 20], ids=["one-get", "ranged"])

@@ -11,6 +11,8 @@ import shutil
 
 import pytest
 
+from conftest import World
+
 DATES = {"GIT_AUTHOR_DATE": "1700000000 +0000", "GIT_COMMITTER_DATE": "1700000000 +0000"}
 
 # Where we differ from git's server on purpose, and why (README says the same).
@@ -122,15 +124,38 @@ def starting_state(world):
     return template
 
 
-def observe(world, remote, case, values):
-    """Run the row against `remote` from a fresh copy of the starting state."""
-    side = world.tmp / ("file" if remote.startswith("file:") else "s3")
-    work, copy, tmp = side / "work", side / "copy", side / "tmp"
+def started(world, remote, side):
+    """`work` pushed the starting state to `remote`, and `copy` cloned it."""
+    work, copy = side / "work", side / "copy"
     shutil.copytree(world.tmp / "template", work, symlinks=True)
-    tmp.mkdir()
     world.git("remote", "add", "origin", remote, cwd=work)
     world.git("push", "-q", "origin", "main", "topic", "l1", "v1", cwd=work)
     world.git("clone", "-q", remote, copy)
+
+
+@pytest.fixture(scope="session")
+def s3_start(s3server, helper_bin, tmp_path_factory):
+    """The starting state on S3, pushed and cloned once per worker: a row copies the
+    objects on the server and the two repositories on disk (a push and a clone less)."""
+    base = World(s3server, tmp_path_factory.mktemp("parity"), helper_bin, "parity start")
+    starting_state(base)
+    started(base, base.url, base.tmp / "s3")
+    return base
+
+
+def observe(world, remote, case, values, start=None):
+    """Run the row against `remote` from a fresh copy of the starting state (for S3,
+    of `start`'s)."""
+    side = world.tmp / ("file" if remote.startswith("file:") else "s3")
+    work, copy, tmp = side / "work", side / "copy", side / "tmp"
+    if start:
+        world.copy_from(start.prefix)
+        for name in ("work", "copy"):
+            shutil.copytree(start.tmp / "s3" / name, side / name, symlinks=True)
+            world.git("remote", "set-url", "origin", remote, cwd=side / name)
+    else:
+        started(world, remote, side)
+    tmp.mkdir()
     values = {**values, "remote": remote, "work": str(work)}
     for step in case["prepare"]:
         world.git(*step, cwd=work, env=DATES)
@@ -163,14 +188,15 @@ def report_lines(output, remote):
 
 
 @pytest.mark.parametrize("case", ROWS)
-def test_git_behaves_as_with_its_own_server(world, case, request):
-    template = starting_state(world)
+def test_git_behaves_as_with_its_own_server(world, s3_start, case, request):
+    template = world.tmp / "template"
+    shutil.copytree(s3_start.tmp / "template", template, symlinks=True)
     bare = world.tmp / "bare.git"
     world.git("init", "-q", "--bare", "-b", "main", bare)
     values = {"first": world.rev(template, "main~2"),
               "blob": world.rev(template, "main:f0.txt")}
     expected = observe(world, f"file://{bare}", case, values)
-    got = observe(world, world.url, case, values)
+    got = observe(world, world.url, case, values, start=s3_start)
     name = request.node.callspec.id
     for what in case["compare"]:
         assert got[what] == expected[what], (
