@@ -21,7 +21,7 @@ def test_urls_parse_into_profile_bucket_and_prefix(helper_module):
                                   "s3://-dash", "s3://a..b", "s3://192.168.1.1/x",
                                   "s3://bucket/a//b", "s3://bucket/./x", "s3://@bucket"])
 def test_malformed_urls_are_refused(helper_module, text):
-    with pytest.raises(helper_module.S3Error, match="is not|empty profile"):
+    with pytest.raises(helper_module.Fatal, match="is not|empty profile"):
         helper_module.S3Url(text)
 
 
@@ -181,11 +181,91 @@ def test_a_ref_already_at_its_new_value_is_ok_whatever_the_lease_expected(helper
     # Our write landed, its answer was lost, and another push landed on top before we
     # read again: the lease still names the old value, but the ref is where we wanted.
     m = helper_module
-    push = m.Push(None, None, None, m.Options(cas={"refs/heads/main": "a" * 40}))
+    leases = {"refs/heads/main": "a" * 40}
     manifest = m.Manifest(refs={"refs/heads/main": "b" * 40, "refs/heads/x": "c" * 40})
-    assert push.judge(m.Update("main", "refs/heads/main", True, "b" * 40), manifest) == m.OK
-    assert push.judge(m.Update("main", "refs/heads/main", True, "c" * 40), manifest) == \
-        m.rejected("stale info")
+    assert m.judge(m.Update("main", "refs/heads/main", True, "b" * 40), manifest, leases,
+                   None) == m.OK
+    assert m.judge(m.Update("main", "refs/heads/main", True, "c" * 40), manifest, leases,
+                   None) == m.rejected("stale info")
+
+
+class KnownHistory:
+    """What a local repository would say: the types of the ids it has and which commit
+    descends from which; it records every question, for the judge must ask none it
+    does not need."""
+
+    def __init__(self, types, descent):
+        self.types, self.descent, self.asked = types, descent, []
+
+    def kinds(self, *shas):
+        self.asked.append(("kinds", shas))
+        return [self.types.get(sha) for sha in shas]
+
+    def descends(self, old, new):
+        self.asked.append(("descends", old, new))
+        return (old, new) in self.descent
+
+    def fast_forward(self, old, new):
+        return self.kinds(old, new) == ["commit", "commit"] and self.descends(old, new)
+
+
+BASE, AHEAD, ASIDE, TAG, UNKNOWN = "1" * 40, "2" * 40, "3" * 40, "4" * 40, "5" * 40
+JUDGED = [  # (dst, new, kind, force, lease, protected, verdict, warned)
+    ("refs/heads/main", AHEAD, "commit", False, None, False, "ok", False),
+    ("refs/heads/main", ASIDE, "commit", False, None, False, "non-fast forward", False),
+    ("refs/heads/main", ASIDE, "commit", True, None, False, "forced", False),
+    ("refs/heads/main", ASIDE, "commit", True, None, True,
+     "protected branch: no force push; 'git s3 unprotect' allows it", False),
+    ("refs/heads/main", AHEAD, "commit", True, None, True, "forced", False),
+    ("refs/heads/main", ASIDE, "commit", False, BASE, False, "forced", False),
+    ("refs/heads/main", ASIDE, "commit", False, AHEAD, False, "stale info", False),
+    ("refs/heads/main", None, None, False, None, False,
+     "deletion of the current branch prohibited", True),
+    ("refs/heads/main", None, None, True, None, True,
+     "protected branch: no delete; 'git s3 unprotect' allows it", False),
+    ("refs/heads/topic", None, None, False, None, False, "ok", False),
+    ("refs/heads/topic", TAG, "tag", True, None, False, "failed to update ref", True),
+    ("refs/heads/new", TAG, "tag", False, None, False, "failed to update ref", True),
+    ("refs/heads/other", AHEAD, "commit", False, None, False, "fetch first", False),
+    ("refs/heads/topic", TAG, "tag", False, None, False, "needs force", False),
+    ("refs/tags/v1", AHEAD, "commit", False, None, False, "already exists", False),
+    ("refs/tags/v1", AHEAD, "commit", True, None, False, "forced", False),
+]
+
+
+@pytest.mark.parametrize("dst, new, kind, force, lease, protected, verdict, warned", JUDGED)
+def test_one_function_judges_a_ref_update_as_receive_pack_does(
+        helper_module, dst, new, kind, force, lease, protected, verdict, warned):
+    m = helper_module
+    manifest = m.Manifest(refs={"refs/heads/main": BASE, "refs/heads/topic": BASE,
+                                "refs/heads/other": UNKNOWN, "refs/tags/v1": BASE},
+                          head="refs/heads/main",
+                          protected=["refs/heads/main"] if protected else [])
+    history = KnownHistory({BASE: "commit", AHEAD: "commit", ASIDE: "commit", TAG: "tag"},
+                           {(BASE, AHEAD)})
+    got = m.judge(m.Update("x", dst, force, new, kind), manifest,
+                  {dst: lease} if lease else {}, history)
+    said = m.status_line(dst, got)
+    assert said == {"ok": f"ok {dst}", "forced": f"ok {dst} forced update"}.get(
+        verdict, f"error {dst} {verdict}")
+    assert got.ok == (verdict in ("ok", "forced")) and got.forced == (verdict == "forced")
+    assert bool(got.warning) == warned
+    if force and not protected or lease or new is None:
+        assert not [q for q in history.asked if q[0] == "descends"]  # nothing to ask
+
+
+def test_an_atomic_push_is_rejected_whole_and_each_warning_is_kept(helper_module):
+    m = helper_module
+    manifest = m.Manifest(refs={"refs/heads/main": BASE}, head="refs/heads/main")
+    history = KnownHistory({BASE: "commit", AHEAD: "commit"}, {(BASE, AHEAD)})
+    updates = [m.Update("x", "refs/heads/topic", False, AHEAD, "commit"),
+               m.Update("", "refs/heads/main", False)]
+    judged = m.judge_all(updates, manifest, m.Options(atomic=True), history)
+    assert judged["refs/heads/topic"] == m.rejected("atomic push failed")
+    assert judged["refs/heads/main"].reason == "deletion of the current branch prohibited"
+    assert "refusing to delete the current branch" in judged["refs/heads/main"].warning
+    alone = m.judge_all(updates, manifest, m.Options(), history)
+    assert alone["refs/heads/topic"] == m.OK
 
 
 @pytest.mark.parametrize("args, dry", [
