@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -133,6 +134,27 @@ def test_plain_install_covers_every_s3_remote(lfs):
     assert "origin" in out and "second" in out
     world.git("push", "-q", "second", "main", cwd=work)
     assert len(lfs_keys(world, f"{world.prefix}-second")) == 1
+
+
+@pytest.mark.parametrize("lfsconfig", [None, "committed", "in the index"])
+def test_install_scopes_the_agent_to_the_endpoint_git_lfs_computes(lfs, lfsconfig):
+    # install names the endpoint itself when it is the lfsurl it set, and asks git-lfs
+    # when an lfs.url may come first: git-lfs reads .lfsconfig from the index and HEAD
+    # too, also when the file is gone from the work tree.
+    world = lfs
+    work = world.repo()
+    if lfsconfig:
+        (work / ".lfsconfig").write_text("[lfs]\n\turl = https://lfs.example.com/repo\n")
+        world.git("add", ".lfsconfig", cwd=work)
+        if lfsconfig == "committed":
+            world.git("commit", "-q", "-m", "lfsconfig", cwd=work)
+        (work / ".lfsconfig").unlink()
+    world.run("lfs-s3-py", "install", "--remote", "origin", "--quiet", cwd=work)
+    env = world.git("lfs", "env", cwd=work).stdout
+    endpoint = re.search(r"^Endpoint=(\S+)", env, re.M).group(1)
+    assert endpoint == ("https://lfs.example.com/repo" if lfsconfig else f"s3::{world.url}")
+    assert world.git("config", f"lfs.{endpoint}.standalonetransferagent",
+                     cwd=work).stdout.strip() == "lfs-s3-py"
 
 
 def test_lfs_only_use_keeps_code_elsewhere_and_large_files_on_s3(lfs):

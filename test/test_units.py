@@ -216,7 +216,8 @@ JUDGED = [  # (dst, new, kind, force, lease, protected, verdict, warned)
     ("refs/heads/main", ASIDE, "commit", True, None, False, "forced", False),
     ("refs/heads/main", ASIDE, "commit", True, None, True,
      "protected branch: no force push; 'git s3 unprotect' allows it", False),
-    ("refs/heads/main", AHEAD, "commit", True, None, True, "forced", False),
+    ("refs/heads/main", AHEAD, "commit", True, None, True, "ok", False),
+    ("refs/heads/main", AHEAD, "commit", False, BASE, True, "ok", False),
     ("refs/heads/main", ASIDE, "commit", False, BASE, False, "forced", False),
     ("refs/heads/main", ASIDE, "commit", False, AHEAD, False, "stale info", False),
     ("refs/heads/main", None, None, False, None, False,
@@ -250,7 +251,7 @@ def test_one_function_judges_a_ref_update_as_receive_pack_does(
         verdict, f"error {dst} {verdict}")
     assert got.ok == (verdict in ("ok", "forced")) and got.forced == (verdict == "forced")
     assert bool(got.warning) == warned
-    if force and not protected or lease or new is None:
+    if force and not protected or lease and not protected or new is None:
         assert not [q for q in history.asked if q[0] == "descends"]  # nothing to ask
 
 
