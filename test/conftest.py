@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +28,7 @@ import boto3
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import forkserver  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
 from s3server import LocalS3, SCOPED_PREFIX  # noqa: E402
 
@@ -87,18 +89,63 @@ def s3server():
 
 
 @pytest.fixture(scope="session")
-def helper_bin(tmp_path_factory):
+def helper_bin(tmp_path_factory, fork_server):
     """A PATH entry with our scripts under every name make install gives them: the
     helper under both names git looks for, the LFS agent also as git-lfs-s3, git-s3.
     It comes before the venv's bin, where awslabs' release (a test peer) has its own
     git-remote-s3, git-s3 and git-lfs-s3."""
     bin_dir = tmp_path_factory.mktemp("bin")
     for name in ("git-remote-s3", "git-remote-s3+zip"):
-        (bin_dir / name).symlink_to(ROOT / "git-remote-s3")
+        fork_server.shim(bin_dir / name, ROOT / "git-remote-s3")
     for name in ("lfs-s3-py", "git-lfs-s3"):
         (bin_dir / name).symlink_to(ROOT / "lfs-s3-py")
-    (bin_dir / "git-s3").symlink_to(ROOT / "git-s3")
+    fork_server.shim(bin_dir / "git-s3", ROOT / "git-s3")
     return bin_dir
+
+
+@pytest.fixture(scope="session")
+def fork_server():
+    """git-remote-s3 and git-s3 start with botocore imported (forkserver.py)."""
+    with ForkServer() as server:
+        yield server
+
+
+class ForkServer:
+    """forkserver.py for this test worker, started with the environment a World
+    gives its commands (LANG=C: the same stdio encoding), stopped when we close its
+    stdin. GIT_TEST_S3_EXEC=1 in the environment of pytest turns it off."""
+
+    def __enter__(self):
+        self.directory = tempfile.mkdtemp(prefix="git-remote-s3-forks-")
+        self.address = os.path.join(self.directory, "socket")
+        self.process = None
+        if os.environ.get("GIT_TEST_S3_EXEC") == "1":
+            return self
+        env = {"LANG": "C", "PATH": os.environ["PATH"], "HOME": self.directory}
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "test" / "forkserver.py"), self.address,
+             str(ROOT / "git-remote-s3"), str(ROOT / "git-s3")],
+            stdin=subprocess.PIPE, env=env)
+        for _ in range(300):  # it imports botocore first: a second or so
+            if os.path.exists(self.address) or self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        return self
+
+    def shim(self, path, script):
+        if self.process:
+            forkserver.shim(path, script, self.address)
+        else:
+            path.symlink_to(script)
+
+    def __exit__(self, *exc):
+        if self.process:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 @functools.lru_cache(maxsize=None)
