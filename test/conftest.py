@@ -96,10 +96,11 @@ def helper_bin(tmp_path_factory, fork_server):
     git-remote-s3, git-s3 and git-lfs-s3."""
     bin_dir = tmp_path_factory.mktemp("bin")
     for name in ("git-remote-s3", "git-remote-s3+zip"):
-        fork_server.shim(bin_dir / name, ROOT / "git-remote-s3")
-    for name in ("lfs-s3-py", "git-lfs-s3"):
-        (bin_dir / name).symlink_to(ROOT / "lfs-s3-py")
-    fork_server.shim(bin_dir / "git-s3", ROOT / "git-s3")
+        (bin_dir / name).symlink_to(fork_server.shim(ROOT / "git-remote-s3"))
+    for name in ("lfs-s3-py", "git-lfs-s3"):  # the agent itself runs as its own process
+        (bin_dir / name).symlink_to(fork_server.shim(ROOT / "lfs-s3-py",
+                                                      ("install", "uninstall")))
+    (bin_dir / "git-s3").symlink_to(fork_server.shim(ROOT / "git-s3"))
     return bin_dir
 
 
@@ -124,7 +125,7 @@ class ForkServer:
         env = {"LANG": "C", "PATH": os.environ["PATH"], "HOME": self.directory}
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "test" / "forkserver.py"), self.address,
-             str(ROOT / "git-remote-s3"), str(ROOT / "git-s3")],
+             *(str(ROOT / name) for name in ("git-remote-s3", "git-s3", "lfs-s3-py"))],
             stdin=subprocess.PIPE, env=env)
         for _ in range(300):  # it imports botocore first: a second or so
             if os.path.exists(self.address) or self.process.poll() is not None:
@@ -132,13 +133,20 @@ class ForkServer:
             time.sleep(0.02)
         return self
 
-    def shim(self, path, script):
-        if self.process:
-            forkserver.shim(path, script, self.address)
-        else:
-            path.symlink_to(script)
+    def shim(self, script, commands=None):
+        """The shim for `script` (for its `commands` only, if named), or the script
+        itself without a server: what PATH entries link to, so that every name of
+        one script resolves to one file, as without shims."""
+        if not self.process:
+            return script
+        path = Path(self.directory) / "shims" / script.name
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            forkserver.shim(path, script, self.address, commands)
+        return path
 
     def __exit__(self, *exc):
+        died = self.process and self.process.poll()
         if self.process:
             self.process.stdin.close()
             try:
@@ -146,6 +154,8 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
+        if died is not None:  # its shims exec'd since: slower, but not a quiet change
+            raise RuntimeError(f"the fork server died during the tests ({died})")
 
 
 @functools.lru_cache(maxsize=None)

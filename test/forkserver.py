@@ -12,19 +12,24 @@ signal that killed it. A shim whose script would start in another interpreter (a
 python3 on PATH, PYTHON* variables, another locale) execs it instead.
 
 What the script sees is what it would see as the shim's own process: the same argv,
-sys.executable, environment, directory, umask, descriptors and os.getppid(). Its pid is
-its own, and it leads a process group of its own, which the server kills when the shim
-dies (a test's timeout kills the shim's group). Signals the shim gets are passed on.
+sys.executable, environment, time zone, directory, umask, descriptors and streams,
+ignored and blocked signals, and os.getppid() (test_forkserver.py compares them). Its
+pid is its own, and it leads a session of its own (no terminal, as for a test's
+commands), which the server kills when the shim dies (a test's timeout kills the
+shim's group); signals the shim gets reach that session as a signal to the shim's
+group would. What stays the server's: resource limits, and the seed of str hashes,
+which is one per worker rather than one per run.
 
-Not lfs-s3-py: its agents find each other by the process that launched them, which
-here would be this server for all of them. GIT_TEST_S3_EXEC=1 makes a shim exec the
-script itself, as does a server that does not answer.
+lfs-s3-py runs here for install only (each clone runs it): its agents know each other
+by the process that launched them, which would be this server for all of them.
+GIT_TEST_S3_EXEC=1 makes every shim exec its script, as does a server that does not
+answer.
 """
 
 import builtins
 import gc
 import importlib
-import io
+import importlib.machinery
 import os
 import re
 import selectors
@@ -33,64 +38,83 @@ import socket
 import stat
 import struct
 import sys
+import time
 import types
 
 SHIM = """#!{python} -SE
 # Runs {script} in the tests' fork server (test/forkserver.py), or execs it.
-import os, socket, sys
-script = {script!r}
+import os, signal, socket, sys
+script, commands = {script!r}, {commands!r}
+FORWARDED = {{signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGCONT}}
+mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)  # until they can be passed on
+
 def run_here():
-    os.execv(script, [script] + sys.argv[1:])
-try:
-    if os.environ.get("GIT_TEST_S3_EXEC") == "1":
-        raise OSError
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    server.connect({address!r})
-except OSError:
+    env = dict(os.environ)
+    if sys.flags.utf8_mode and env.get("LC_CTYPE") == "C.UTF-8":
+        del env["LC_CTYPE"]  # our own start's C locale coercion: the script does its own
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    os.execve(script, [script] + sys.argv[1:], env)
+
+if os.environ.get("GIT_TEST_S3_EXEC") == "1" or \\
+        commands and (sys.argv + [""])[1] not in commands:
     run_here()
-import signal
-mask = os.umask(0o22)
-os.umask(mask)
+umask = os.umask(0o22)
+os.umask(umask)
 python = ""  # what "#!/usr/bin/env python3" would start
 for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
     python = os.path.join(entry or ".", "python3")
     if os.access(python, os.X_OK) and not os.path.isdir(python):
         break
-fields = [script, python, str(mask), str(os.getppid()), str(len(sys.argv))] + sys.argv
+ignored = [n for n in signal.valid_signals() if n not in (signal.SIGKILL, signal.SIGSTOP)
+           and signal.getsignal(n) == signal.SIG_IGN]
+fields = [script, python, str(umask), str(os.getppid()), " ".join(map(str, map(int, ignored))),
+          " ".join(map(str, map(int, mask))), str(len(sys.argv)), *sys.argv]
 fields += [f"{{k}}={{v}}" for k, v in os.environ.items()]
 request = "\\0".join(fields).encode("utf-8", "surrogateescape")
-try:  # a closed standard descriptor, or a directory we may not open: run it here
+try:  # no server, a closed standard descriptor, a directory we may not open: exec
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server.connect({address!r})
     here = os.open(".", os.O_RDONLY)
     socket.send_fds(server, [request], [0, 1, 2, here])
+    answer = server.recv(32)
 except OSError:
     run_here()
-os.close(here)
-answer = server.recv(32)
-if answer == b"exec":  # another python, or one told otherwise by PYTHON* or locale
+if answer in (b"exec", b""):  # not for the server, or it failed before it forked
     run_here()
-pid = int(answer or 0)
-def forward(number, frame):
-    os.kill(pid, number)
-for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-               signal.SIGUSR1, signal.SIGUSR2):
+pid = int(answer)
+
+def forward(number, frame):  # to all the script started, as a signal to our group would
+    for kill in (os.killpg, os.kill):
+        try:
+            return kill(pid, number)
+        except ProcessLookupError:
+            pass
+
+for number in FORWARDED:
     signal.signal(number, forward)
+signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 status = server.recv(32)
-if not pid or not status:
+if not status:
     sys.stderr.write("fatal: the tests' fork server went away\\n")
     os._exit(125)
 status = int(status)
 if os.WIFSIGNALED(status):
-    if os.WTERMSIG(status) != signal.SIGKILL:
-        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
-    os.kill(os.getpid(), os.WTERMSIG(status))
+    number = os.WTERMSIG(status)
+    if number != signal.SIGKILL:
+        signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+    os.kill(os.getpid(), number)
 os._exit(os.waitstatus_to_exitcode(status) & 0xff)
 """
 
 
-def shim(path, script, address):
-    """Write an executable shim at `path` that runs `script` through the server."""
+def shim(path, script, address, commands=None):
+    """Write an executable shim at `path` that runs `script` through the server (when
+    its first argument is one of `commands`, if those are named)."""
     with open(path, "w") as f:
-        f.write(SHIM.format(python=sys.executable, script=str(script), address=address))
+        f.write(SHIM.format(python=sys.executable, script=str(script), address=address,
+                            commands=commands))
     os.chmod(path, 0o755)
 
 
@@ -163,6 +187,7 @@ class Server:
 
     def accept(self):
         conn, _ = self.listener.accept()
+        conn.settimeout(2)  # a shim sends at once: a stalled one holds up no other
         fds = []
         try:
             uid = struct.unpack("3i", conn.getsockopt(
@@ -172,31 +197,41 @@ class Server:
                 raise OSError("not a shim")
             request = self.parse(message)
             if not self.alike(request):
-                conn.sendall(b"exec")
                 raise OSError("not for us")
-        except (OSError, ValueError):
+            pid = os.fork()
+        except Exception:  # whatever it is, the script's own start shows it
+            try:
+                conn.sendall(b"exec")
+            except OSError:
+                pass
             for fd in fds:
                 os.close(fd)
             conn.close()
             return None
-        pid = os.fork()
         if pid == 0:
             self.close(conn)
             return request, fds
         for fd in fds:
             os.close(fd)
-        conn.sendall(str(pid).encode())
+        try:
+            conn.sendall(str(pid).encode())
+        except OSError:  # the shim is gone already
+            conn.close()
+            kill(pid)
+            return None
         self.children[pid] = conn
         self.selector.register(conn, selectors.EVENT_READ, pid)
         return None
 
     def parse(self, message):
         fields = message.decode("utf-8", "surrogateescape").split("\0")
-        script, python, mask, ppid, count = fields[:5]
-        argv = fields[5:5 + int(count)]
-        env = dict(field.split("=", 1) for field in fields[5 + int(count):])
-        return dict(script=script, python=python, umask=int(mask), ppid=int(ppid),
-                    argv=argv, env=env, code=self.compiled(script, argv[0]))
+        script, python, umask, ppid, ignored, mask, count = fields[:7]
+        argv = fields[7:7 + int(count)]
+        env = dict(field.split("=", 1) for field in fields[7 + int(count):])
+        return dict(script=script, python=python, umask=int(umask), ppid=int(ppid),
+                    ignored=[int(n) for n in ignored.split()],
+                    mask=[int(n) for n in mask.split()], argv=argv, env=env,
+                    code=self.compiled(script))
 
     @staticmethod
     def alike(request):
@@ -211,14 +246,16 @@ class Server:
                  if name.startswith("PYTHON") or name in ("LANG", "LC_ALL", "LC_CTYPE")}
         return all(request["env"].get(name) == os.environ.get(name) for name in names)
 
-    def compiled(self, script, name):
+    def compiled(self, script):
+        """The script's code, compiled once (again when it changes). Named by its own
+        path, so that a traceback shows its lines."""
         info = os.stat(script)
-        cached = self.code.get((script, name))
+        cached = self.code.get(script)
         if not cached or cached[:2] != (info.st_mtime_ns, info.st_size):
             with open(script, "rb") as f:
                 cached = (info.st_mtime_ns, info.st_size,
-                          compile(f.read(), name, "exec", dont_inherit=True))
-            self.code[(script, name)] = cached
+                          compile(f.read(), script, "exec", dont_inherit=True))
+            self.code[script] = cached
         return cached[2]
 
     def reap(self):
@@ -251,11 +288,7 @@ class Server:
         self.selector.unregister(conn)
         del self.children[pid]
         conn.close()
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
+        kill(pid)
 
     def close(self, *conns):
         """In a copy: none of the server's descriptors stay open in the script."""
@@ -268,34 +301,51 @@ class Server:
         os.close(self.wakeup_write)
 
 
+def kill(pid):
+    """A copy and all it started; just the copy while it is not yet a session of its
+    own (it has started nothing then)."""
+    for each in (os.killpg, os.kill):
+        try:
+            return each(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def become(request, fds):
     """In the copy: take the shim's place and run its script as __main__."""
-    os.setpgid(0, 0)
+    os.setsid()  # no terminal, as for a test's commands; a group the server can kill
     for target, fd in enumerate(fds[:3]):
         os.dup2(fd, target)
     os.fchdir(fds[3])
     for fd in fds:
         os.close(fd)
     os.umask(request["umask"])
+    for number in request["ignored"]:
+        signal.signal(number, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, request["mask"])
     os.environ.clear()
     os.environ.update(request["env"])
+    time.tzset()
     ppid = request["ppid"]
     os.getppid = lambda: ppid  # the process that started the shim started "us"
     sys.argv = request["argv"]
     sys.executable = request["python"]
     sys.path[0] = os.path.dirname(os.path.realpath(request["script"]))
-    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)),
-                                 encoding=sys.stdin.encoding, errors=sys.stdin.errors)
-    sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)),
-                                  encoding=sys.stdout.encoding, errors=sys.stdout.errors,
-                                  line_buffering=os.isatty(1))
-    sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
-                                  encoding=sys.stderr.encoding, errors=sys.stderr.errors,
-                                  line_buffering=True)
+    streams = []
+    for fd, mode, old, name, lines in ((0, "r", sys.stdin, "<stdin>", False),
+                                       (1, "w", sys.stdout, "<stdout>", os.isatty(1)),
+                                       (2, "w", sys.stderr, "<stderr>", True)):
+        stream = open(fd, mode, encoding=old.encoding, errors=old.errors, newline="\n",
+                      closefd=False)  # as python makes them
+        stream.reconfigure(line_buffering=lines)
+        stream.buffer.raw.name = name
+        streams.append(stream)
+    sys.stdin, sys.stdout, sys.stderr = streams
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
     main = types.ModuleType("__main__")
     main.__file__ = sys.argv[0]
     main.__builtins__ = builtins
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", request["script"])
     main.__cached__ = main.__spec__ = main.__package__ = None
     sys.modules["__main__"] = main
     exec(request["code"], main.__dict__)

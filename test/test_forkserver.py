@@ -1,6 +1,7 @@
 """The tests' fork server (forkserver.py) runs a script as the script would run as its
-own process: a script that reports what it sees says the same through the server as
-when its shim execs it, and the shim ends as the script did."""
+own process: a script that reports what it sees says the same through a shim as when
+it is started the way git starts ours (PATH finds a link to it), and the shim ends as
+the script did."""
 
 import json
 import os
@@ -11,23 +12,32 @@ import time
 
 import pytest
 
+import forkserver
+
 PROBE = """#!/usr/bin/env python3
-import json, os, signal, sys, time
+import json, os, signal, subprocess, sys, time
 if os.environ.get("PROBE_KILL"):
     os.kill(os.getpid(), int(os.environ["PROBE_KILL"]))
 if os.environ.get("PROBE_SLEEP"):
+    if os.environ.get("PROBE_CHILD"):
+        subprocess.Popen(["sleep", "60"])  # holds our stdout
     with open(os.environ["PROBE_SLEEP"], "w") as f:
         f.write(str(os.getpid()))
     time.sleep(60)
-mask = os.umask(0)
+umask = os.umask(0)
 print(json.dumps({
-    "argv": sys.argv, "file": __file__, "name": __name__, "cwd": os.getcwd(),
-    "umask": mask, "ppid": os.getppid(), "env": dict(os.environ),
+    "argv": sys.argv[1:], "name": __name__, "cwd": os.getcwd(), "umask": umask,
+    "ppid": os.getppid(), "env": dict(os.environ),
     "parent": int(open("/proc/self/stat").read().rpartition(")")[2].split()[1]),
-    "stdin": sys.stdin.read(), "executable": sys.executable,
-    "streams": [(s.encoding, s.errors, s.line_buffering)
+    "stdin": sys.stdin.read(), "executable": sys.executable, "path0": sys.path[0],
+    "streams": [(s.encoding, s.errors, s.line_buffering, s.mode, s.buffer.raw.name)
                 for s in (sys.stdin, sys.stdout, sys.stderr)],
-    "own_group": os.getpgrp() == os.getpid(),
+    "flags": [sys.flags.utf8_mode, sys.flags.ignore_environment],
+    "ignored": [int(n) for n in signal.valid_signals() if n not in (9, 19)
+                and signal.getsignal(n) == signal.SIG_IGN],
+    "blocked": sorted(map(int, signal.pthread_sigmask(signal.SIG_BLOCK, []))),
+    "terminal": os.path.exists("/proc/self/fd/0") and os.isatty(0),
+    "timezone": time.tzname,
     "descriptors": sorted(int(fd) for fd in os.listdir("/proc/self/fd"))}))
 sys.stderr.write("on stderr\\n")
 sys.exit(int(os.environ.get("PROBE_EXIT", "0")))
@@ -36,112 +46,137 @@ sys.exit(int(os.environ.get("PROBE_EXIT", "0")))
 
 @pytest.fixture
 def probe(tmp_path, fork_server):
+    return probe_shim(tmp_path, fork_server)
+
+
+def probe_shim(tmp_path, fork_server, commands=None):
+    """A shim for the probe, and beside it (direct/probe) a link to the probe itself."""
     if not fork_server.process:
         pytest.skip("GIT_TEST_S3_EXEC=1: no fork server")
     script = tmp_path / "probe-script"
     script.write_text(PROBE)
     script.chmod(0o755)
-    shim = tmp_path / "bin" / "probe"
-    shim.parent.mkdir()
-    fork_server.shim(shim, script)
-    return shim
+    for directory in ("bin", "direct"):
+        (tmp_path / directory).mkdir()
+    (tmp_path / "direct" / "probe").symlink_to(script)
+    forkserver.shim(tmp_path / "bin" / "probe", script, fork_server.address, commands)
+    return tmp_path / "bin" / "probe"
+
+
+def direct(shim):
+    return shim.parent.parent / "direct" / "probe"
 
 
 def environment(**more):
     """As a World's commands have it: our python3 first on PATH, LANG=C."""
     return {"PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
-            "LANG": "C", **more}
+            "LANG": "C", "TZ": "Asia/Tokyo", **more}
 
 
-def run(shim, cwd, env=None, input="", umask="022"):
+def run(program, cwd, env=None, input="", prelude="umask 022"):
     """The probe started by a shell (whose pid it must see as its parent's)."""
-    command = f"umask {umask}; echo $$; {shim} one 'two words'; echo \"exit $?\""
+    command = f"{prelude}; echo $$; {program} one 'two words'; echo \"exit $?\""
     proc = subprocess.run(["sh", "-c", command], cwd=cwd, input=input, text=True,
-                          capture_output=True, timeout=60, env=environment(**(env or {})))
+                          capture_output=True, timeout=60, env=env or environment())
     shell, *report, status = proc.stdout.splitlines()
     return int(shell), json.loads(report[0]) if report else None, status, proc.stderr
+
+
+def seen(program, cwd, env=None, **kwargs):
+    """What the probe reports, and whether it ran in a process the shell started."""
+    shell, report, status, stderr = run(program, cwd, env, **kwargs)
+    assert report.pop("ppid") == shell
+    return report, report.pop("parent") == shell, status, stderr
 
 
 def test_a_script_sees_what_it_would_see_as_its_own_process(probe, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    seen = {}
-    for how in ("forked", "exec"):
-        env = {"PROBE_EXIT": "3", "GIT_TEST_S3_EXEC": "1" if how == "exec" else "0"}
-        shell, report, status, stderr = run(probe, work, env, input="in\nput\n",
-                                            umask="027")
-        assert status == "exit 3" and stderr == "on stderr\n", how
-        assert report.pop("ppid") == shell, how
-        assert (report.pop("parent") == shell) == (how == "exec")
-        seen[how] = report
-    forked, execed = seen["forked"], seen["exec"]
-    assert forked["env"].pop("GIT_TEST_S3_EXEC") == "0"
-    assert execed["env"].pop("GIT_TEST_S3_EXEC") == "1"
-    assert forked["own_group"]  # so that the server can kill all it started
-    # exec'd, the script knows itself by the path its shim execs
-    assert execed.pop("argv")[0] == execed.pop("file") == str(tmp_path / "probe-script")
-    assert forked.pop("argv") == [str(probe), "one", "two words"]
-    assert forked.pop("file") == str(probe)
-    del execed["own_group"], forked["own_group"]
-    assert forked == execed
-    assert forked["umask"] == 0o027 and forked["stdin"] == "in\nput\n"
-    assert forked["cwd"] == str(work) and forked["name"] == "__main__"
-    assert forked["executable"] == sys.executable
-    assert forked["descriptors"] == [0, 1, 2, 3]  # 3: listdir's own
+    kwargs = dict(env=environment(PROBE_EXIT="3"), input="in\rput\r\nmore\n",
+                  prelude="umask 027; trap '' HUP USR1")
+    forked, own, status, stderr = seen(probe, work, **kwargs)
+    assert not own and status == "exit 3" and stderr == "on stderr\n"
+    real, own, status, stderr = seen(direct(probe), work, **kwargs)
+    assert own and status == "exit 3" and stderr == "on stderr\n"
+    assert forked == real
+    assert real["umask"] == 0o027 and real["stdin"] == "in\rput\r\nmore\n"
+    assert real["cwd"] == str(work) and real["name"] == "__main__"
+    assert real["executable"] == os.path.join(os.path.dirname(sys.executable), "python3")
+    assert real["descriptors"] == [0, 1, 2, 3]  # 3: listdir's own
+    assert {signal.SIGHUP, signal.SIGUSR1} <= set(real["ignored"])
+    assert real["timezone"][0] == "JST" and not real["terminal"]
 
 
-@pytest.mark.parametrize("env", [{"PYTHONPATH": "/nonexistent"}, {"LANG": "C.UTF-8"},
-                                 {"PATH": "/usr/bin:/bin"}])
-def test_what_would_start_another_python_runs_the_script_itself(probe, tmp_path, env):
+def test_what_would_start_another_python_runs_the_script_itself(probe, tmp_path):
     """Another python3 first on PATH, PYTHON* variables or another locale would
-    start the script in an interpreter unlike the server's: the shim execs it."""
-    env = {**environment(), **env}
-    shell, report, status, _ = run(probe, tmp_path, env)
-    assert status == "exit 0" and report["parent"] == shell
-    shell, report, status, _ = run(probe, tmp_path)
-    assert status == "exit 0" and report["parent"] != shell
+    start the script in an interpreter unlike the server's: the shim execs it, and the
+    script sees what it would if started directly."""
+    for env in ({"PYTHONPATH": "/nonexistent"}, {"LANG": "C.UTF-8"},
+                {"PATH": "/usr/bin:/bin"}):
+        env = {**environment(), **env}
+        execed, own, status, _ = seen(probe, tmp_path, env)
+        assert own and status == "exit 0", env
+        assert execed == seen(direct(probe), tmp_path, env)[0], env
+    assert not seen(probe, tmp_path)[1]
+
+
+def test_a_shim_for_some_commands_runs_the_others_itself(tmp_path, fork_server):
+    """lfs-s3-py's: install forks, the agent runs as its own process."""
+    probe = probe_shim(tmp_path, fork_server, ("install", "uninstall"))
+    for argument, forked in (("install", True), ("one", False), ("", False)):
+        shell, report, status, _ = run(f"{probe} {argument}", tmp_path)
+        assert status == "exit 0"
+        assert (report["parent"] != shell) == forked, argument
 
 
 @pytest.mark.parametrize("number", [signal.SIGKILL, signal.SIGTERM])
 def test_the_shim_ends_by_the_signal_that_ended_the_script(probe, tmp_path, number):
-    _, report, status, _ = run(probe, tmp_path, {"PROBE_KILL": str(int(number))})
+    _, report, status, _ = run(probe, tmp_path, environment(PROBE_KILL=str(int(number))))
     assert report is None and status == f"exit {128 + number}"
 
 
-def test_a_killed_shim_takes_its_script_with_it(probe, tmp_path):
+def sleeping(probe, tmp_path, **env):
+    """The probe through its shim, in a session of its own as a test's commands are,
+    once it sleeps; and the pid of the script."""
     started = tmp_path / "pid"
-    shim = subprocess.Popen([probe], env=environment(PROBE_SLEEP=str(started)),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    shim = subprocess.Popen([probe], env=environment(PROBE_SLEEP=str(started), **env),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            start_new_session=True)
+    for _ in range(500):
+        if started.exists() and started.read_text():
+            break
+        time.sleep(0.01)
+    return shim, int(started.read_text())
+
+
+def gone(pid):
+    for _ in range(500):
+        if not os.path.exists(f"/proc/{pid}"):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_a_killed_shim_takes_its_script_with_it(probe, tmp_path):
+    shim, script = sleeping(probe, tmp_path)
     try:
-        for _ in range(500):
-            if started.exists() and started.read_text():
-                break
-            time.sleep(0.01)
-        script = int(started.read_text())
         assert script != shim.pid
         shim.kill()
         shim.wait(timeout=10)
-        for _ in range(500):
-            if not os.path.exists(f"/proc/{script}"):
-                break
-            time.sleep(0.01)
-        assert not os.path.exists(f"/proc/{script}")
+        assert gone(script)
     finally:
         shim.kill()
-        shim.wait(timeout=10)
+        shim.communicate(timeout=10)
 
 
-def test_a_terminated_shim_passes_the_signal_on(probe, tmp_path):
-    started = tmp_path / "pid"
-    shim = subprocess.Popen([probe], env=environment(PROBE_SLEEP=str(started)),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+def test_a_signal_to_the_command_reaches_what_the_script_started(probe, tmp_path):
+    """SIGTERM to the group of a command, as to a real one: the script and the
+    process it started end, and the output closes."""
+    shim, script = sleeping(probe, tmp_path, PROBE_CHILD="1")
     try:
-        for _ in range(500):
-            if started.exists() and started.read_text():
-                break
-            time.sleep(0.01)
-        shim.terminate()
-        assert shim.wait(timeout=10) == -signal.SIGTERM
+        os.killpg(shim.pid, signal.SIGTERM)
+        shim.communicate(timeout=20)
+        assert shim.returncode == -signal.SIGTERM and gone(script)
     finally:
         shim.kill()
-        shim.wait(timeout=10)
+        shim.communicate(timeout=10)
