@@ -96,11 +96,10 @@ def helper_bin(tmp_path_factory, fork_server):
     git-remote-s3, git-s3 and git-lfs-s3."""
     bin_dir = tmp_path_factory.mktemp("bin")
     for name in ("git-remote-s3", "git-remote-s3+zip"):
-        (bin_dir / name).symlink_to(fork_server.shim(ROOT / "git-remote-s3"))
+        fork_server.name(bin_dir / name, ROOT / "git-remote-s3")
     for name in ("lfs-s3-py", "git-lfs-s3"):  # the agent itself runs as its own process
-        (bin_dir / name).symlink_to(fork_server.shim(ROOT / "lfs-s3-py",
-                                                      ("install", "uninstall")))
-    (bin_dir / "git-s3").symlink_to(fork_server.shim(ROOT / "git-s3"))
+        fork_server.name(bin_dir / name, ROOT / "lfs-s3-py", ("install", "uninstall"))
+    fork_server.name(bin_dir / "git-s3", ROOT / "git-s3")
     return bin_dir
 
 
@@ -133,17 +132,20 @@ class ForkServer:
             time.sleep(0.02)
         return self
 
-    def shim(self, script, commands=None):
-        """The shim for `script` (for its `commands` only, if named), or the script
-        itself without a server: what PATH entries link to, so that every name of
-        one script resolves to one file, as without shims."""
+    def name(self, path, script, commands=None):
+        """A link at `path` to the shim for `script` (for its `commands` only, if
+        named), or to the script itself without a server: every name of one script
+        leads to one file, as without shims."""
         if not self.process:
-            return script
-        path = Path(self.directory) / "shims" / script.name
-        if not path.exists():
-            path.parent.mkdir(exist_ok=True)
-            forkserver.shim(path, script, self.address, commands)
-        return path
+            return path.symlink_to(script)
+        shim = Path(self.directory) / "shims" / script.name
+        names = Path(self.directory) / "names"  # for a shim that execs the script
+        if not shim.exists():
+            shim.parent.mkdir(exist_ok=True)
+            forkserver.shim(shim, script, self.address, commands, names)
+        names.mkdir(exist_ok=True)
+        (names / path.name).symlink_to(script)
+        path.symlink_to(shim)
 
     def __exit__(self, *exc):
         died = self.process and self.process.poll()

@@ -44,7 +44,7 @@ import types
 SHIM = """#!{python} -SE
 # Runs {script} in the tests' fork server (test/forkserver.py), or execs it.
 import os, signal, socket, sys
-script, commands = {script!r}, {commands!r}
+script, commands, names = {script!r}, {commands!r}, {names!r}
 FORWARDED = {{signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGCONT}}
 mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)  # until they can be passed on
@@ -54,7 +54,9 @@ def run_here():
     if sys.flags.utf8_mode and env.get("LC_CTYPE") == "C.UTF-8":
         del env["LC_CTYPE"]  # our own start's C locale coercion: the script does its own
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    os.execve(script, [script] + sys.argv[1:], env)
+    link = names and os.path.join(names, os.path.basename(sys.argv[0]))
+    target = link if link and os.path.lexists(link) else script  # by the name we got
+    os.execve(target, [target] + sys.argv[1:], env)
 
 if os.environ.get("GIT_TEST_S3_EXEC") == "1" or \\
         commands and (sys.argv + [""])[1] not in commands:
@@ -109,12 +111,14 @@ os._exit(os.waitstatus_to_exitcode(status) & 0xff)
 """
 
 
-def shim(path, script, address, commands=None):
+def shim(path, script, address, commands=None, names=None):
     """Write an executable shim at `path` that runs `script` through the server (when
-    its first argument is one of `commands`, if those are named)."""
+    its first argument is one of `commands`, if those are named). `names`: a directory
+    of links to the script under the names it is started by, for the shim to exec it
+    by the same name (lfs-s3-py is git-lfs-s3 too)."""
     with open(path, "w") as f:
         f.write(SHIM.format(python=sys.executable, script=str(script), address=address,
-                            commands=commands))
+                            commands=commands, names=names and str(names)))
     os.chmod(path, 0o755)
 
 
