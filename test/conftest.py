@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -105,59 +104,9 @@ def helper_bin(tmp_path_factory, fork_server):
 
 @pytest.fixture(scope="session")
 def fork_server():
-    """git-remote-s3 and git-s3 start with botocore imported (forkserver.py)."""
-    with ForkServer() as server:
+    """Our scripts start with botocore imported (forkserver.py)."""
+    with forkserver.ForkServer(ROOT) as server:
         yield server
-
-
-class ForkServer:
-    """forkserver.py for this test worker, started with the environment a World
-    gives its commands (LANG=C: the same stdio encoding), stopped when we close its
-    stdin. GIT_TEST_S3_EXEC=1 in the environment of pytest turns it off."""
-
-    def __enter__(self):
-        self.directory = tempfile.mkdtemp(prefix="git-remote-s3-forks-")
-        self.address = os.path.join(self.directory, "socket")
-        self.process = None
-        if os.environ.get("GIT_TEST_S3_EXEC") == "1":
-            return self
-        env = {"LANG": "C", "PATH": os.environ["PATH"], "HOME": self.directory}
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "test" / "forkserver.py"), self.address,
-             *(str(ROOT / name) for name in ("git-remote-s3", "git-s3", "lfs-s3-py"))],
-            stdin=subprocess.PIPE, env=env)
-        for _ in range(300):  # it imports botocore first: a second or so
-            if os.path.exists(self.address) or self.process.poll() is not None:
-                break
-            time.sleep(0.02)
-        return self
-
-    def name(self, path, script, commands=None):
-        """A link at `path` to the shim for `script` (for its `commands` only, if
-        named), or to the script itself without a server: every name of one script
-        leads to one file, as without shims."""
-        if not self.process:
-            return path.symlink_to(script)
-        shim = Path(self.directory) / "shims" / script.name
-        names = Path(self.directory) / "names"  # for a shim that execs the script
-        if not shim.exists():
-            shim.parent.mkdir(exist_ok=True)
-            forkserver.shim(shim, script, self.address, commands, names)
-        names.mkdir(exist_ok=True)
-        (names / path.name).symlink_to(script)
-        path.symlink_to(shim)
-
-    def __exit__(self, *exc):
-        died = self.process and self.process.poll()
-        if self.process:
-            self.process.stdin.close()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        shutil.rmtree(self.directory, ignore_errors=True)
-        if died is not None:  # its shims exec'd since: slower, but not a quiet change
-            raise RuntimeError(f"the fork server died during the tests ({died})")
 
 
 @functools.lru_cache(maxsize=None)

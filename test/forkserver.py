@@ -3,7 +3,8 @@
 Every git command a test runs starts git-remote-s3, and `git s3` starts git-s3. Before
 either does any work it spends about 0.35 s of CPU importing botocore, compiling itself
 and making a client (botocore reads 3 MB of JSON for it): most of what the whole suite
-cost. So the tests put a shim under each of those names on PATH (`shim()` writes it).
+cost. So the tests put a shim under each of those names on PATH (`write_shim()`
+writes it; `ForkServer` starts this server and places the shims).
 The shim hands its argv, environment, working directory, umask, parent's pid and
 standard descriptors to this server, which forks a copy of itself (botocore imported
 and its data read, the script compiled) and runs the real script in it as __main__,
@@ -33,13 +34,17 @@ import importlib.machinery
 import os
 import re
 import selectors
+import shutil
 import signal
 import socket
 import stat
 import struct
+import subprocess
 import sys
+import tempfile
 import time
 import types
+from pathlib import Path
 
 SHIM = """#!{python} -SE
 # Runs {script} in the tests' fork server (test/forkserver.py), or execs it.
@@ -112,7 +117,7 @@ os._exit(os.waitstatus_to_exitcode(status) & 0xff)
 """
 
 
-def shim(path, script, address, commands=None, names=None):
+def write_shim(path, script, address, commands=None, names=None):
     """Write an executable shim at `path` that runs `script` through the server (when
     its first argument is one of `commands`, if those are named). `names`: a directory
     of links to the script under the names it is started by, for the shim to exec it
@@ -121,6 +126,59 @@ def shim(path, script, address, commands=None, names=None):
         f.write(SHIM.format(python=sys.executable, script=str(script), address=address,
                             commands=commands, names=names and str(names)))
     os.chmod(path, 0o755)
+
+
+class ForkServer:
+    """This server for one test worker, for the scripts in `root`: started with the
+    environment a World gives its commands (LANG=C: the same stdio encoding), stopped
+    when we close its stdin. GIT_TEST_S3_EXEC=1 in pytest's environment turns it off."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def __enter__(self):
+        self.directory = tempfile.mkdtemp(prefix="git-remote-s3-forks-")
+        self.address = os.path.join(self.directory, "socket")
+        self.process = None
+        if os.environ.get("GIT_TEST_S3_EXEC") == "1":
+            return self
+        env = {"LANG": "C", "PATH": os.environ["PATH"], "HOME": self.directory}
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, self.address,
+             *(str(self.root / name) for name in ("git-remote-s3", "git-s3", "lfs-s3-py"))],
+            stdin=subprocess.PIPE, env=env)
+        for _ in range(300):  # it imports botocore first: a second or so
+            if os.path.exists(self.address) or self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        return self
+
+    def name(self, path, script, commands=None):
+        """A link at `path` to the shim for `script` (for its `commands` only, if
+        named), or to the script itself without a server: every name of one script
+        leads to one file, as without shims."""
+        if not self.process:
+            return path.symlink_to(script)
+        shim = Path(self.directory) / "shims" / script.name
+        names = Path(self.directory) / "names"  # for a shim that execs the script
+        if not shim.exists():
+            shim.parent.mkdir(exist_ok=True)
+            write_shim(shim, script, self.address, commands, names)
+        names.mkdir(exist_ok=True)
+        (names / path.name).symlink_to(script)
+        path.symlink_to(shim)
+
+    def __exit__(self, *exc):
+        died = self.process and self.process.poll()
+        if self.process:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
+        if died is not None:  # its shims exec'd since: slower, but not a quiet change
+            raise RuntimeError(f"the fork server died during the tests ({died})")
 
 
 def preload(scripts):

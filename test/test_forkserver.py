@@ -59,7 +59,7 @@ def probe_shim(tmp_path, fork_server, commands=None):
     for directory in ("bin", "direct"):
         (tmp_path / directory).mkdir()
     (tmp_path / "direct" / "probe").symlink_to(script)
-    forkserver.shim(tmp_path / "bin" / "probe", script, fork_server.address, commands)
+    forkserver.write_shim(tmp_path / "bin" / "probe", script, fork_server.address, commands)
     return tmp_path / "bin" / "probe"
 
 
