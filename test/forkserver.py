@@ -3,13 +3,12 @@
 Every git command a test runs starts git-remote-s3, and `git s3` starts git-s3. Before
 either does any work it spends about 0.35 s of CPU importing botocore, compiling itself
 and making a client (botocore reads 3 MB of JSON for it): most of what the whole suite
-cost. So the tests put a shim under each of those names on PATH (`write_shim()`
-writes it; `ForkServer` starts this server and places the shims).
-The shim hands its argv, environment, working directory, umask, parent's pid and
-standard descriptors to this server, which forks a copy of itself (botocore imported
-and its data read, the script compiled) and runs the real script in it as __main__,
-from its first line; the shim waits and ends as the copy did: its exit status, or the
-signal that killed it. A shim whose script would start in another interpreter (another
+cost. So the tests put a shim under each of those names on PATH (`write_shim()` writes
+it; `ForkServer` starts this server and places the shims). The shim hands its argv,
+environment, working directory, umask, parent's pid and standard descriptors to this
+server, which forks a copy of itself (botocore imported and its data read, the script
+compiled) and runs the real script in it as __main__, from its first line; the shim
+waits and ends as the copy did: its exit status, or the signal that killed it. A shim whose script would start in another interpreter (another
 python3 on PATH, PYTHON* variables, another locale) execs it instead.
 
 What the script sees is what it would see as the shim's own process: the same argv,
@@ -21,10 +20,10 @@ shim's group); signals the shim gets reach that session as a signal to the shim'
 group would. What stays the server's: resource limits, and the seed of str hashes,
 which is one per worker rather than one per run.
 
-lfs-s3-py runs here for install only (each clone runs it): its agents know each other
-by the process that launched them, which would be this server for all of them.
-GIT_TEST_S3_EXEC=1 makes every shim exec its script, as does a server that does not
-answer.
+lfs-s3-py runs here for install and uninstall only (each clone runs install): its
+agents know each other by the process that launched them, which would be this server
+for all of them. GIT_TEST_S3_EXEC=1 makes every shim exec its script, as does a server
+that does not answer or cannot serve a request (a script that does not compile).
 """
 
 import builtins

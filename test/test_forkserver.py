@@ -129,6 +129,20 @@ def test_a_shim_for_some_commands_runs_the_others_itself(tmp_path, fork_server):
         assert (report["parent"] != shell) == forked, argument
 
 
+def test_a_script_that_does_not_compile_fails_as_it_would_and_the_server_serves_on(
+        probe, tmp_path, fork_server):
+    broken = tmp_path / "broken-script"
+    broken.write_text("#!/usr/bin/env python3\nprint('never'\n")
+    broken.chmod(0o755)
+    (tmp_path / "direct" / "broken").symlink_to(broken)
+    forkserver.write_shim(tmp_path / "bin" / "broken", broken, fork_server.address)
+    shell, report, status, stderr = run(tmp_path / "bin" / "broken", tmp_path)
+    _, _, direct_status, direct_stderr = run(tmp_path / "direct" / "broken", tmp_path)
+    assert report is None and status == direct_status == "exit 1"
+    assert "SyntaxError" in stderr and stderr.splitlines()[-1] == direct_stderr.splitlines()[-1]
+    assert not seen(probe, tmp_path)[1]  # still forked: the server lives
+
+
 @pytest.mark.parametrize("number", [signal.SIGKILL, signal.SIGTERM])
 def test_the_shim_ends_by_the_signal_that_ended_the_script(probe, tmp_path, number):
     _, report, status, _ = run(probe, tmp_path, environment(PROBE_KILL=str(int(number))))
