@@ -143,6 +143,56 @@ def test_a_script_that_does_not_compile_fails_as_it_would_and_the_server_serves_
     assert not seen(probe, tmp_path)[1]  # still forked: the server lives
 
 
+ENDING = """#!/usr/bin/env python3
+import atexit, os, sys, threading, time
+with open(os.environ["PROBE_FORKED"], "w") as f:  # our real parent is not git's
+    f.write(str(os.getppid() != int(open("/proc/self/stat").read().split(")")[1].split()[1])))
+how = sys.argv[1]
+print("buffered", end="")  # a pipe's stdout holds it until the end
+atexit.register(lambda: print(" at exit", end=""))
+if how == "thread":
+    threading.Thread(target=lambda: (time.sleep(0.3), print(" thread", end=""))).start()
+elif how == "closed":
+    time.sleep(0.5)  # the reader is gone by then
+elif how == "message":
+    sys.exit("fatal: a message")
+elif how == "number":
+    sys.exit(259)
+"""
+
+
+@pytest.mark.parametrize("how, expected", [
+    ("end", (0, "buffered at exit", "")),
+    ("thread", (0, "buffered thread at exit", "")),
+    ("message", (1, "buffered at exit", "fatal: a message\n")),
+    ("number", (3, "buffered at exit", "")),
+    ("closed", (120, "", "Exception ignored in: <_io.TextIOWrapper name='<stdout>' "
+                         "mode='w' encoding='utf-8'>\nBrokenPipeError: [Errno 32] Broken pipe\n"))])
+def test_a_script_ends_as_it_would_with_threads_atexit_and_its_output(
+        tmp_path, fork_server, how, expected):
+    """A copy is not torn down at its end, but what shows of an ending does: the
+    message of sys.exit, a thread still running, atexit, stdout flushed last, 120 when
+    it cannot be."""
+    if not fork_server.process:
+        pytest.skip("GIT_TEST_S3_EXEC=1: no fork server")
+    script = tmp_path / "ending-script"
+    script.write_text(ENDING)
+    script.chmod(0o755)
+    forkserver.write_shim(tmp_path / "ending", script, fork_server.address)
+    endings = []
+    for program, forked in ((tmp_path / "ending", "True"), (script, "False")):
+        command = f"{program} {how}; echo \"exit $?\" >&2"
+        if how == "closed":
+            command = f"{{ {command}; }} | true"
+        env = environment(PROBE_FORKED=str(tmp_path / "forked"))
+        proc = subprocess.run(["sh", "-c", command], text=True, capture_output=True,
+                              timeout=60, env=env)
+        assert (tmp_path / "forked").read_text() == forked
+        *stderr, status = proc.stderr.splitlines(keepends=True)
+        endings.append((int(status.split()[1]), proc.stdout, "".join(stderr)))
+    assert endings == [expected, expected]
+
+
 @pytest.mark.parametrize("number", [signal.SIGKILL, signal.SIGTERM])
 def test_the_shim_ends_by_the_signal_that_ended_the_script(probe, tmp_path, number):
     _, report, status, _ = run(probe, tmp_path, environment(PROBE_KILL=str(int(number))))
