@@ -17,6 +17,21 @@ def test_a_healthy_repository_exits_0(world):
     assert "is healthy" in deep.stdout
 
 
+def test_doctor_reads_each_log_part_once(world, proxy):
+    """Whatever the bucket holds, doctor reads each part of the log once (it read the
+    whole chain again for every bundle and table it listed)."""
+    world.env["GIT_TEST_S3_LOG_KEPT"] = "1"
+    work, _ = world.published()
+    for i in range(4):
+        world.commit(work, f"change {i}")
+        world.git("push", "-q", "origin", "main", cwd=work)
+    proxy.timeline.clear()
+    assert "is healthy" in world.git_s3("doctor", "origin", cwd=work, env=proxy.env).stdout
+    parts = [key for *_, method, key in proxy.timeline
+             if method == "GET" and "/logs/" in key]
+    assert len(parts) >= 4 and len(parts) == len(set(parts))
+
+
 def test_leftovers_of_a_killed_push_are_listed_and_fixed_after_the_grace_period(world):
     work, _ = world.published()
     world.commit(work, "killed")
