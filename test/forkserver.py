@@ -21,8 +21,9 @@ commands), which the server kills when the shim dies (a test's timeout kills the
 shim's group); signals the shim gets reach that session as a signal to the shim's
 group would. What stays the server's: resource limits, and the seed of str hashes,
 which is one per worker rather than one per run. And what only a tear-down does is not
-done: a file the script left open is not flushed (ours close theirs; atexit and
-weakref.finalize do run).
+done: what the script's globals still hold is never finalized (a file left open is not
+flushed, no __del__ runs, a suspended generator's finally does not); ours hold nothing
+of the kind, and atexit and weakref.finalize do run.
 
 lfs-s3-py runs here for install and uninstall only (each clone runs install): its
 agents know each other by the process that launched them, which would be this server
@@ -217,21 +218,24 @@ def share_hooks():
     known = {}
 
     def accepts_kwargs(func):
+        # A bound method by its function: the same signature, and no client kept alive
+        key = getattr(func, "__func__", func)
         try:
-            return known[func]
+            return known[key]
         except KeyError:
-            known[func] = answer = inspected(func)
+            known[key] = answer = inspected(func)
             return answer
         except TypeError:  # unhashable: asked anew, as botocore would
             return inspected(func)
     botocore.hooks.accepts_kwargs = accepts_kwargs
 
-    aliased = {}  # event name -> its name after botocore's own aliases
+    aliases = dict(botocore.hooks.EVENT_ALIASES)
+    aliased = {}  # event name -> its name after these aliases
     init = botocore.hooks.EventAliaser.__init__
 
     def __init__(self, event_emitter, event_aliases=None):
         init(self, event_emitter, event_aliases)
-        if self._event_aliases == botocore.hooks.EVENT_ALIASES:
+        if self._event_aliases == aliases:
             self._alias_name_cache = aliased
     botocore.hooks.EventAliaser.__init__ = __init__
 
@@ -449,11 +453,12 @@ def become(request, fds):
     main.__loader__ = importlib.machinery.SourceFileLoader("__main__", request["script"])
     main.__cached__ = main.__spec__ = main.__package__ = None
     sys.modules["__main__"] = main
+    code = None
     try:
         exec(request["code"], main.__dict__)
     except SystemExit as exc:
-        end(exc.code)
-    end(None)
+        code = exc.code
+    end(code)  # out of the except: the SystemExit and the frames it holds are gone
 
 
 def end(code):
@@ -466,25 +471,49 @@ def end(code):
     if code is None:
         status = 0
     elif isinstance(code, int):
-        status = code
+        status = code if -2**63 <= code < 2**63 else -1  # a C long, or Python's -1
     else:
         status = 1
-        sys.stderr.write(f"{code}\n")
-    threading._shutdown()
-    atexit._run_exitfuncs()
+        try:
+            text = str(code)
+        except Exception:
+            text = ""
+        if sys.stderr is None:
+            os.write(2, f"{text}\n".encode(errors="replace"))
+        else:
+            sys.stderr.write(f"{text}\n")
+    try:
+        threading._shutdown()
+    except BaseException as exc:  # ^C while waiting: Python reports it and goes on
+        ignored(threading, exc, exc.__traceback__.tb_next)
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:  # 3.9 raises again what a callback raised; it was reported
+        pass
     for stream in (sys.stdout, sys.stderr):
         try:
-            if stream is not None and not stream.closed:
+            if stream is not None and not getattr(stream, "closed", False):
                 stream.flush()
         except Exception as exc:
             status = 120
             if stream is sys.stdout:  # reported as "ignored"; stderr's, silently
-                try:
-                    sys.stderr.write(f"Exception ignored in: {stream!r}\n" + "".join(
-                        traceback.format_exception_only(type(exc), exc)))
-                except Exception:
-                    pass
+                ignored(stream, exc, exc.__traceback__.tb_next)
+    for stream in (sys.__stdout__, sys.__stderr__):  # replaced: tear-down flushes them
+        if stream not in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
     os._exit(status & 0xFF)
+
+
+def ignored(where, exc, frames):
+    """Report an exception as Python's sys.unraisablehook does."""
+    try:
+        sys.stderr.write(f"Exception ignored in: {where!r}\n" + "".join(
+            traceback.format_exception(type(exc), exc, frames)))
+    except Exception:
+        pass
 
 
 def run(address, scripts):

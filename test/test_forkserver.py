@@ -158,6 +158,17 @@ elif how == "message":
     sys.exit("fatal: a message")
 elif how == "number":
     sys.exit(259)
+elif how == "local":  # what main() held is released before atexit, as Python does
+    written = os.path.join(os.path.dirname(os.environ["PROBE_FORKED"]), "written")
+    atexit.register(lambda: print(" " + open(written).read(), end=""))
+    def main():
+        out = open(written, "w")
+        out.write("held")
+        sys.exit(1)
+    main()
+elif how == "replaced":  # the stream it replaced is flushed all the same
+    import io
+    sys.stdout = io.StringIO()
 """
 
 
@@ -166,6 +177,8 @@ elif how == "number":
     ("thread", (0, "buffered thread at exit", "")),
     ("message", (1, "buffered at exit", "fatal: a message\n")),
     ("number", (3, "buffered at exit", "")),
+    ("local", (1, "buffered held at exit", "")),
+    ("replaced", (0, "buffered", "")),
     ("closed", (120, "", "Exception ignored in: <_io.TextIOWrapper name='<stdout>' "
                          "mode='w' encoding='utf-8'>\nBrokenPipeError: [Errno 32] Broken pipe\n"))])
 def test_a_script_ends_as_it_would_with_threads_atexit_and_its_output(
