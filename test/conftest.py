@@ -350,8 +350,9 @@ def gpg_keys(tmp_path_factory):
 def lfs(world):
     """git-lfs set up in the test's HOME, as `git lfs install` does for a user; with
     three agents per transfer rather than git-lfs's eight. Most tests move one to a
-    few objects, and every agent beyond those only starts Python and stops (0.13 s of
-    CPU each, a fifth of the suite's); the tests of many agents ask for eight."""
+    few objects, and every agent beyond those only starts Python and stops: 0.13 s of
+    CPU each, and the agents took a quarter of the suite's. The tests of many agents
+    ask for eight."""
     if shutil.which("git-lfs") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("git-lfs is not installed (make test installs it)")
