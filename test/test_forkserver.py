@@ -184,8 +184,8 @@ elif how == "replaced":  # the stream it replaced is flushed all the same
 def test_a_script_ends_as_it_would_with_threads_atexit_and_its_output(
         tmp_path, fork_server, how, expected):
     """A copy is not torn down at its end, but what shows of an ending does: the
-    message of sys.exit, a thread still running, atexit, stdout flushed last, 120 when
-    it cannot be."""
+    message of sys.exit, a thread still running, what main() held released before
+    atexit, atexit, stdout flushed last (the replaced one too), 120 when it cannot be."""
     if not fork_server.process:
         pytest.skip("GIT_TEST_S3_EXEC=1: no fork server")
     script = tmp_path / "ending-script"
