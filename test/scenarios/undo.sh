@@ -21,7 +21,10 @@ run git s3 log origin main
 run git s3 restore origin main
 run git s3 log origin main
 run git pull --no-rebase --no-edit
-git log --format=%s | grep -qx "alice's fix" && git log --format=%s | grep -qx "bob's rewrite"
+# Not `git log | grep -q`: git log killed by SIGPIPE once grep has its line fails the
+# pipe (pipefail).
+subjects=$(git log --format=%s)
+grep -qx "alice's fix" <<<"$subjects" && grep -qx "bob's rewrite" <<<"$subjects"
 run git push
 
 git switch -q -c release && git push -q -u origin release
