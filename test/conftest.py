@@ -96,8 +96,8 @@ def helper_bin(tmp_path_factory, fork_server):
     bin_dir = tmp_path_factory.mktemp("bin")
     for name in ("git-remote-s3", "git-remote-s3+zip"):
         fork_server.name(bin_dir / name, ROOT / "git-remote-s3")
-    for name in ("lfs-s3-py", "git-lfs-s3"):  # the agent itself runs as its own process
-        fork_server.name(bin_dir / name, ROOT / "lfs-s3-py", ("install", "uninstall"))
+    for name in ("lfs-s3-py", "git-lfs-s3"):  # its agents: forked by a stand-in
+        fork_server.name(bin_dir / name, ROOT / "lfs-s3-py", ("", "debug", "--debug"))
     fork_server.name(bin_dir / "git-s3", ROOT / "git-s3")
     return bin_dir
 
@@ -350,8 +350,8 @@ def gpg_keys(tmp_path_factory):
 def lfs(world):
     """git-lfs set up in the test's HOME, as `git lfs install` does for a user; with
     three agents per transfer rather than git-lfs's eight. Most tests move one to a
-    few objects, and every agent beyond those only starts Python and stops: 0.13 s of
-    CPU each, and the agents took a quarter of the suite's. The tests of many agents
+    few objects, and every agent beyond those only starts and stops (0.13 s of CPU as
+    its own process, 0.03 s as a copy in the fork server). The tests of many agents
     ask for eight."""
     if shutil.which("git-lfs") is None:
         if os.environ.get("CI") == "true":

@@ -25,10 +25,18 @@ done: what the script's globals still hold is never finalized (a file left open 
 flushed, no __del__ runs, a suspended generator's finally does not); ours hold nothing
 of the kind, and atexit and weakref.finalize do run.
 
-lfs-s3-py runs here for install and uninstall only (each clone runs install): its
-agents know each other by the process that launched them, which would be this server
-for all of them. GIT_TEST_S3_EXEC=1 makes every shim exec its script, as does a server
-that does not answer or cannot serve a request (a script that does not compile).
+lfs-s3-py's agents know their siblings by the process that launched them (its
+launcher(): the parent, or the parent's parent when that is a shell), which for a copy
+is whoever forked it. So an agent's copy is forked by a stand-in for its launcher: a
+copy of this server made for the first agent a launcher starts, which serves that
+launcher's agents only and ends once the launcher has ended and its copies have. The
+agents of one git-lfs share a parent, those of two never do, as without the server.
+What differs: the socket they meet at is named by the stand-in's pid rather than
+git-lfs's, and SIGSTOP, which a shim cannot pass on, stops the shim only. The tests
+that rely on either run the agent as its own process.
+
+GIT_TEST_S3_EXEC=1 makes every shim exec its script, as does a server that does not
+answer or cannot serve a request (a script that does not compile).
 """
 
 import atexit
@@ -56,7 +64,7 @@ from pathlib import Path
 SHIM = """#!{python} -SE
 # Runs {script} in the tests' fork server (test/forkserver.py), or execs it.
 import _signal as signal, _socket as socket, os, struct, sys  # not socket, signal: 20 ms
-script, commands, names = {script!r}, {commands!r}, {names!r}
+script, names, siblings = {script!r}, {names!r}, {siblings!r}
 FORWARDED = {{signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGCONT}}
 mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)  # until they can be passed on
@@ -70,8 +78,7 @@ def run_here():
     target = link if link and os.path.lexists(link) else script  # by the name we got
     os.execve(target, [target] + sys.argv[1:], env)
 
-if os.environ.get("GIT_TEST_S3_EXEC") == "1" or \\
-        commands and (sys.argv + [""])[1] not in commands:
+if os.environ.get("GIT_TEST_S3_EXEC") == "1":
     run_here()
 umask = os.umask(0o22)
 os.umask(umask)
@@ -82,8 +89,9 @@ for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
         break
 ignored = [n for n in signal.valid_signals() if n not in (signal.SIGKILL, signal.SIGSTOP)
            and signal.getsignal(n) == signal.SIG_IGN]
+agent = str(int((sys.argv + [""])[1] in siblings))
 fields = [script, python, str(umask), str(os.getppid()), " ".join(map(str, map(int, ignored))),
-          " ".join(map(str, map(int, mask))), str(len(sys.argv)), *sys.argv]
+          " ".join(map(str, map(int, mask))), agent, str(len(sys.argv)), *sys.argv]
 fields += [f"{{k}}={{v}}" for k, v in os.environ.items()]
 request = "\\0".join(fields).encode("utf-8", "surrogateescape")
 try:  # no server, a closed standard descriptor, a directory we may not open: exec
@@ -124,14 +132,15 @@ os._exit(os.waitstatus_to_exitcode(status) & 0xff)
 """
 
 
-def write_shim(path, script, address, commands=None, names=None):
-    """Write an executable shim at `path` that runs `script` through the server (when
-    its first argument is one of `commands`, if those are named). `names`: a directory
-    of links to the script under the names it is started by, for the shim to exec it
-    by the same name (lfs-s3-py is git-lfs-s3 too)."""
+def write_shim(path, script, address, names=None, siblings=()):
+    """Write an executable shim at `path` that runs `script` through the server.
+    `names`: a directory of links to the script under the names it is started by, for
+    the shim to exec it by the same name (lfs-s3-py is git-lfs-s3 too). `siblings`: the
+    first arguments ("" for none) that start it as an agent, whose copy a stand-in
+    for its launcher forks."""
     with open(path, "w") as f:
         f.write(SHIM.format(python=sys.executable, script=str(script), address=address,
-                            commands=commands, names=names and str(names)))
+                            names=names and str(names), siblings=tuple(siblings)))
     os.chmod(path, 0o755)
 
 
@@ -160,17 +169,17 @@ class ForkServer:
             time.sleep(0.02)
         return self
 
-    def name(self, path, script, commands=None):
-        """A link at `path` to the shim for `script` (for its `commands` only, if
-        named), or to the script itself without a server: every name of one script
-        leads to one file, as without shims."""
+    def name(self, path, script, siblings=()):
+        """A link at `path` to the shim for `script` (write_shim), or to the script
+        itself without a server: every name of one script leads to one file, as
+        without shims."""
         if not self.process:
             return path.symlink_to(script)
         shim = Path(self.directory) / "shims" / script.name
         names = Path(self.directory) / "names"  # for a shim that execs the script
         if not shim.exists():
             shim.parent.mkdir(exist_ok=True)
-            write_shim(shim, script, self.address, commands, names)
+            write_shim(shim, script, self.address, names, siblings)
         names.mkdir(exist_ok=True)
         (names / path.name).symlink_to(script)
         path.symlink_to(shim)
@@ -264,55 +273,78 @@ class Server:
         self.listener.listen(64)
         self.code = {}          # script -> (mtime, size, code object)
         self.children = {}      # pid -> the shim's connection
+        self.stand_ins = {}     # launcher's pid -> (its pidfd, our end of the stand-in's)
+        self.handed = None      # in a stand-in: the server's end, while it has one
         self.selector = selectors.DefaultSelector()
-        self.wakeup, self.wakeup_write = os.pipe()
-        os.set_blocking(self.wakeup, False)
-        os.set_blocking(self.wakeup_write, False)
-        signal.set_wakeup_fd(self.wakeup_write)
+        self.wakeup, self.wakeup_write = wakeup_pipe()
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wakeup, selectors.EVENT_READ, "reap")
         self.selector.register(sys.stdin, selectors.EVENT_READ, "stop")
 
     def serve(self):
-        """Serve until the test worker that started us goes; in a copy made for a
-        request, return that request."""
-        while True:
+        """Serve until the test worker that started us goes (a stand-in: until its
+        launcher and copies have); in a copy made for a request, return that request."""
+        while self.handed is not False or self.children:
             for key, _ in self.selector.select():
                 if key.data == "accept":
-                    request = self.accept()
-                    if request:
-                        return request
+                    served = self.accept()
+                elif key.data == "handed":
+                    served = self.take()
                 elif key.data == "reap":
-                    self.reap()
+                    served = self.reap()
                 elif key.data == "stop":
                     return None
+                elif isinstance(key.data, tuple):
+                    served = self.forget(key.data[1])
                 else:
-                    self.shim_gone(key.fileobj, key.data)
+                    served = self.shim_gone(key.fileobj, key.data)
+                if served == "stand-in":
+                    break  # a new selector: what was selected is the server's
+                if served:
+                    return served
+        return None
 
     def accept(self):
         conn, _ = self.listener.accept()
         conn.settimeout(2)  # a shim sends at once: a stalled one holds up no other
         fds = []
         try:
-            uid = struct.unpack("3i", conn.getsockopt(
-                socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]
+            pid, uid, _ = struct.unpack("3i", conn.getsockopt(
+                socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
             message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 4)
             if uid != os.getuid() or len(fds) != 4:  # only our own shims
                 raise OSError("not a shim")
             request = self.parse(message)
             if not self.alike(request):
                 raise OSError("not for us")
+            if request["agent"]:
+                return self.hand_over(launcher_of(pid), conn, fds, message)
             pid = os.fork()
         except Exception:  # whatever it is, the script's own start shows it
-            try:
-                conn.sendall(b"exec")
-            except OSError:
-                pass
-            for fd in fds:
-                os.close(fd)
-            conn.close()
+            return refuse(conn, fds)
+        return self.started(pid, conn, fds, request)
+
+    def take(self):
+        """In a stand-in: the next request the server handed over, forked."""
+        message, fds, _, _ = socket.recv_fds(self.handed, 1 << 20, 5)
+        if not fds:  # the launcher has ended: no more will come
+            self.selector.unregister(self.handed)
+            self.handed.close()
+            self.handed = False
             return None
+        conn = socket.socket(fileno=fds[0])
+        conn.settimeout(2)
+        try:
+            request = self.parse(message)
+            pid = os.fork()
+        except Exception:
+            return refuse(conn, fds[1:])
+        return self.started(pid, conn, fds[1:], request)
+
+    def started(self, pid, conn, fds, request):
+        """After the fork for `request`: in the copy, the request to run; here,
+        the copy is told to the shim and watched."""
         if pid == 0:
             self.close(conn)
             return request, fds
@@ -328,15 +360,74 @@ class Server:
         self.selector.register(conn, selectors.EVENT_READ, pid)
         return None
 
+    def hand_over(self, launcher, conn, fds, message):
+        """Hand an agent's request to the stand-in for its launcher, made first if
+        there is none yet: "stand-in" in the one just made, which takes it from there."""
+        if launcher not in self.stand_ins:
+            watch = os.pidfd_open(launcher)  # readable once the launcher has ended
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(watch)
+                ours.close()
+                theirs.close()
+                raise
+            if pid == 0:
+                os.close(watch)
+                ours.close()
+                conn.close()
+                for fd in fds:
+                    os.close(fd)
+                return self.stand_in(theirs)
+            theirs.close()
+            self.stand_ins[launcher] = (watch, ours)
+            self.selector.register(watch, selectors.EVENT_READ, ("launcher", launcher))
+        try:
+            socket.send_fds(self.stand_ins[launcher][1], [message], [conn.fileno(), *fds])
+        except OSError:
+            self.forget(launcher)  # it died: the next agent gets another
+            raise
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return None
+
+    def stand_in(self, handed):
+        """Become the stand-in for a launcher: fork the copies of the requests the
+        server hands over on `handed`, and nothing else."""
+        self.selector.close()
+        for each in (self.listener, *self.children.values()):
+            each.close()
+        for watch, ours in self.stand_ins.values():
+            os.close(watch)
+            ours.close()
+        self.children, self.stand_ins, self.handed = {}, {}, handed
+        shared = (self.wakeup, self.wakeup_write)  # one would read the other's SIGCHLD
+        self.wakeup, self.wakeup_write = wakeup_pipe()
+        for fd in shared:
+            os.close(fd)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.wakeup, selectors.EVENT_READ, "reap")
+        self.selector.register(handed, selectors.EVENT_READ, "handed")
+        return "stand-in"
+
+    def forget(self, launcher):
+        """The launcher has ended: its stand-in gets no more, and ends with its copies."""
+        watch, ours = self.stand_ins.pop(launcher)
+        self.selector.unregister(watch)
+        os.close(watch)
+        ours.close()
+
     def parse(self, message):
         fields = message.decode("utf-8", "surrogateescape").split("\0")
-        script, python, umask, ppid, ignored, mask, count = fields[:7]
-        argv = fields[7:7 + int(count)]
-        env = dict(field.split("=", 1) for field in fields[7 + int(count):])
+        script, python, umask, ppid, ignored, mask, agent, count = fields[:8]
+        argv = fields[8:8 + int(count)]
+        env = dict(field.split("=", 1) for field in fields[8 + int(count):])
         return dict(script=script, python=python, umask=int(umask), ppid=int(ppid),
                     ignored=[int(n) for n in ignored.split()],
-                    mask=[int(n) for n in mask.split()], argv=argv, env=env,
-                    code=self.compiled(script))
+                    mask=[int(n) for n in mask.split()], agent=agent == "1", argv=argv,
+                    env=env, code=self.compiled(script))
 
     @staticmethod
     def alike(request):
@@ -400,10 +491,49 @@ class Server:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self.selector.close()
-        for each in (self.listener, *conns, *self.children.values()):
-            each.close()
+        for each in (self.listener, self.handed, *conns, *self.children.values()):
+            if each:
+                each.close()
+        for watch, ours in self.stand_ins.values():
+            os.close(watch)
+            ours.close()
         os.close(self.wakeup)
         os.close(self.wakeup_write)
+
+
+def wakeup_pipe():
+    """A pipe a SIGCHLD writes to (the signal handler does nothing but wake select)."""
+    wakeup, write = os.pipe()
+    os.set_blocking(wakeup, False)
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write)
+    return wakeup, write
+
+
+def refuse(conn, fds):
+    """Tell the shim to exec its script."""
+    try:
+        conn.sendall(b"exec")
+    except OSError:
+        pass
+    for fd in fds:
+        os.close(fd)
+    conn.close()
+    return None
+
+
+def launcher_of(pid):
+    """The process that started `pid` as lfs-s3-py's launcher() tells it: the parent,
+    or the parent's parent when the parent is a shell (git-lfs's sh -c)."""
+    parent = int(read(f"/proc/{pid}/stat").rpartition(")")[2].split()[1])
+    if read(f"/proc/{parent}/comm").strip() not in ("sh", "dash", "bash"):
+        return parent
+    return int(read(f"/proc/{parent}/stat").rpartition(")")[2].split()[1])
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
 
 
 def kill(pid):
@@ -523,6 +653,7 @@ def run(address, scripts):
     served = server.serve()
     if served:
         become(*served)
+    os._exit(0)  # the server or a stand-in: nothing of ours to tear down
 
 
 if __name__ == "__main__":

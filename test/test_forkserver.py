@@ -49,7 +49,7 @@ def probe(tmp_path, fork_server):
     return probe_shim(tmp_path, fork_server)
 
 
-def probe_shim(tmp_path, fork_server, commands=None):
+def probe_shim(tmp_path, fork_server, siblings=()):
     """A shim for the probe, and beside it (direct/probe) a link to the probe itself."""
     if not fork_server.process:
         pytest.skip("GIT_TEST_S3_EXEC=1: no fork server")
@@ -59,7 +59,8 @@ def probe_shim(tmp_path, fork_server, commands=None):
     for directory in ("bin", "direct"):
         (tmp_path / directory).mkdir()
     (tmp_path / "direct" / "probe").symlink_to(script)
-    forkserver.write_shim(tmp_path / "bin" / "probe", script, fork_server.address, commands)
+    forkserver.write_shim(tmp_path / "bin" / "probe", script, fork_server.address,
+                          siblings=siblings)
     return tmp_path / "bin" / "probe"
 
 
@@ -120,13 +121,54 @@ def test_what_would_start_another_python_runs_the_script_itself(probe, tmp_path)
     assert not seen(probe, tmp_path)[1]
 
 
-def test_a_shim_for_some_commands_runs_the_others_itself(tmp_path, fork_server):
-    """lfs-s3-py's: install forks, the agent runs as its own process."""
-    probe = probe_shim(tmp_path, fork_server, ("install", "uninstall"))
-    for argument, forked in (("install", True), ("one", False), ("", False)):
-        shell, report, status, _ = run(f"{probe} {argument}", tmp_path)
-        assert status == "exit 0"
-        assert (report["parent"] != shell) == forked, argument
+LAUNCHER = """
+import json, subprocess, sys
+def parent(*command):
+    out = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                         timeout=20).stdout
+    return json.loads(out)["parent"]
+probe = sys.argv[1]
+agents = [parent(probe), parent(probe), parent("sh", "-c", probe + "; true")]
+print(json.dumps([*agents, *{parent(probe, "install") for _ in range(10)}]))
+"""
+
+
+def test_agents_of_one_launcher_share_a_parent_and_those_of_another_do_not(
+        tmp_path, fork_server):
+    """As lfs-s3-py's launcher() sees them: the agents one process starts, itself or
+    through a shell, have one parent (its stand-in); another process's have another.
+    Its other commands are forked by the server. A stand-in ends after its launcher."""
+    probe = probe_shim(tmp_path, fork_server, siblings=("",))
+    one, two = (json.loads(subprocess.run(
+        [sys.executable, "-c", LAUNCHER, str(probe)], capture_output=True, text=True,
+        timeout=60, env=environment()).stdout) for _ in range(2))
+    assert one[0] == one[1] == one[2] != one[3]
+    assert two[0] == two[1] == two[2] != one[0]
+    assert one[3:] == two[3:] == [fork_server.process.pid]  # each of ten, while a stand-in runs
+    # A stand-in for this process: it shares no pipe or socket with the server but
+    # the standard descriptors, so neither reads what is the other's (a SIGCHLD).
+    stand_in = json.loads(subprocess.run([probe], capture_output=True, timeout=60,
+                                         env=environment()).stdout)["parent"]
+    assert stand_in not in (os.getpid(), fork_server.process.pid)
+    assert not channels(stand_in) & channels(fork_server.process.pid)
+    for _ in range(100):  # their launchers have ended: so do they, at once
+        if not any(os.path.exists(f"/proc/{pid}") for pid in (one[0], two[0])):
+            break
+        time.sleep(0.05)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in (one[0], two[0]))
+
+
+def channels(pid):
+    """The pipes and sockets `pid` holds beyond its standard descriptors."""
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        if int(fd) > 2 and target.startswith(("pipe:", "socket:")):
+            held.add(target)
+    return held
 
 
 def test_a_script_that_does_not_compile_fails_as_it_would_and_the_server_serves_on(

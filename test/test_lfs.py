@@ -47,14 +47,16 @@ def run_agent(world, repo, *events, args=(), env=None):
 
 class RunningAgent:
     """lfs-s3-py started as git-lfs starts it and driven one event at a time; its
-    stderr (GIT_REMOTE_S3_VERBOSE) goes to a file, `log`."""
+    stderr (GIT_REMOTE_S3_VERBOSE) goes to a file, `log`. Its own process, not a copy
+    in the fork server: the tests stop it by its group and find its siblings' socket
+    by this process's pid, its launcher."""
 
     def __init__(self, world, repo, name):
         self.world, self.log = world, world.tmp / f"{name}.log"
         self.proc = subprocess.Popen(
             ["lfs-s3-py"], cwd=repo, text=True, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=self.log.open("w"), start_new_session=True,
-            env={**world.env, "GIT_REMOTE_S3_VERBOSE": "1"})
+            env={**world.env, "GIT_REMOTE_S3_VERBOSE": "1", "GIT_TEST_S3_EXEC": "1"})
         self.replies = queue.Queue()
         threading.Thread(target=lambda: [self.replies.put(json.loads(line))
                                          for line in self.proc.stdout], daemon=True).start()
