@@ -132,8 +132,12 @@ def test_plain_install_covers_every_s3_remote(lfs):
     work = lfs_repo(world, install=False)
     second = f"{world.url}-second"
     world.git("remote", "add", "second", second, cwd=work)
-    out = world.run("lfs-s3-py", "install", cwd=work).stdout
+    trace = world.tmp / "trace"
+    out = world.run("lfs-s3-py", "install", cwd=work, env={"GIT_TRACE": str(trace)}).stdout
     assert "origin" in out and "second" in out
+    # what it reads of git config, for both remotes, comes from one listing of it
+    read = re.findall(r"trace: built-in: git config (-z --list|--get\b)", trace.read_text())
+    assert read == ["-z --list"], read
     world.git("push", "-q", "second", "main", cwd=work)
     assert len(lfs_keys(world, f"{world.prefix}-second")) == 1
 
