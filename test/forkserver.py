@@ -26,19 +26,24 @@ flushed, no __del__ runs, a suspended generator's finally does not); ours hold n
 of the kind, and atexit and weakref.finalize do run.
 
 lfs-s3-py's agents know their siblings by the process that launched them (its
-launcher(): the parent, or the parent's parent when that is a shell), which for a copy
-is whoever forked it. So an agent's copy is forked by a stand-in for its launcher: a
-copy of this server made for the first agent a launcher starts, which serves that
-launcher's agents only and ends once the launcher has ended and its copies have. The
-agents of one git-lfs share a parent, those of two never do, as without the server.
-What differs: the socket they meet at is named by the stand-in's pid rather than
-git-lfs's, and SIGSTOP, which a shim cannot pass on, stops the shim only. The tests
-that rely on either run the agent as its own process.
+launcher(): the parent, or the parent's parent when that is one of its SHELLS), which
+for a copy is whoever forked it. So an agent's copy is forked by a stand-in for its
+launcher: a copy of this server made for the first agent a launcher starts, which
+serves that launcher's agents only and ends once the launcher has ended and its copies
+have. The agents of one git-lfs share a parent, those of two never do, as without the
+server. What differs: /proc names the stand-in as an agent's parent (os.getppid() the
+shim's); the socket they meet at is named by the stand-in's pid rather than git-lfs's;
+an agent whose git-lfs has ended keeps the stand-in as its launcher, where its own
+process would be reparented; and SIGSTOP, which a shim cannot pass on, stops the shim
+only. The tests that rely on these run the agent as its own process. An agent the
+server cannot hand over (a stand-in that died, a /proc it cannot read) execs, and works
+alone, as an agent does whose siblings cannot be reached.
 
 GIT_TEST_S3_EXEC=1 makes every shim exec its script, as does a server that does not
 answer or cannot serve a request (a script that does not compile).
 """
 
+import ast
 import atexit
 import builtins
 import gc
@@ -200,7 +205,10 @@ class ForkServer:
 def preload(scripts):
     """Import what the scripts import, and what botocore imports only when a client is
     made; read botocore's data once (share_loader) and keep what it works out about
-    its event handlers (share_hooks)."""
+    its event handlers (share_hooks). Then run each script's body once, not as
+    __main__: what it leaves in the caches a copy shares (re's compiled patterns, a
+    module imported on first use) saves every copy the work; a copy still runs its
+    script from the first line."""
     for script in scripts:
         with open(script) as f:
             for name in re.findall(r"^ *import ([\w.]+)$", f.read(), re.M):
@@ -214,6 +222,13 @@ def preload(scripts):
         botocore.session.Session().create_client(
             service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
             aws_access_key_id="x", aws_secret_access_key="y", config=config)
+    for script in scripts:
+        try:
+            with open(script, "rb") as f:
+                exec(compile(f.read(), script, "exec", dont_inherit=True),
+                     {"__name__": "forkserver-preload", "__builtins__": builtins})
+        except BaseException:  # its copies will show it, as its own start would
+            pass
 
 
 def share_hooks():
@@ -273,7 +288,8 @@ class Server:
         self.listener.listen(64)
         self.code = {}          # script -> (mtime, size, code object)
         self.children = {}      # pid -> the shim's connection
-        self.stand_ins = {}     # launcher's pid -> (its pidfd, our end of the stand-in's)
+        self.stand_ins = {}     # launcher's pid -> (its pidfd, our end of the
+                                #                   stand-in's socket, the stand-in's pid)
         self.handed = None      # in a stand-in: the server's end, while it has one
         self.selector = selectors.DefaultSelector()
         self.wakeup, self.wakeup_write = wakeup_pipe()
@@ -319,7 +335,8 @@ class Server:
             if not self.alike(request):
                 raise OSError("not for us")
             if request["agent"]:
-                return self.hand_over(launcher_of(pid), conn, fds, message)
+                launcher = launcher_of(pid, shells(request["script"]))
+                return self.hand_over(launcher, conn, fds, message)
             pid = os.fork()
         except Exception:  # whatever it is, the script's own start shows it
             return refuse(conn, fds)
@@ -364,24 +381,25 @@ class Server:
         """Hand an agent's request to the stand-in for its launcher, made first if
         there is none yet: "stand-in" in the one just made, which takes it from there."""
         if launcher not in self.stand_ins:
-            watch = os.pidfd_open(launcher)  # readable once the launcher has ended
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
+                watch = os.pidfd_open(launcher)  # readable once the launcher has ended
                 pid = os.fork()
             except OSError:
-                os.close(watch)
                 ours.close()
                 theirs.close()
                 raise
             if pid == 0:
-                os.close(watch)
-                ours.close()
-                conn.close()
-                for fd in fds:
-                    os.close(fd)
-                return self.stand_in(theirs)
+                try:
+                    for fd in (watch, *fds):
+                        os.close(fd)
+                    ours.close()
+                    conn.close()
+                    return self.stand_in(theirs)
+                except BaseException:  # the server finds it gone and makes another
+                    os._exit(1)
             theirs.close()
-            self.stand_ins[launcher] = (watch, ours)
+            self.stand_ins[launcher] = (watch, ours, pid)
             self.selector.register(watch, selectors.EVENT_READ, ("launcher", launcher))
         try:
             socket.send_fds(self.stand_ins[launcher][1], [message], [conn.fileno(), *fds])
@@ -399,10 +417,9 @@ class Server:
         self.selector.close()
         for each in (self.listener, *self.children.values()):
             each.close()
-        for watch, ours in self.stand_ins.values():
-            os.close(watch)
-            ours.close()
-        self.children, self.stand_ins, self.handed = {}, {}, handed
+        for launcher in list(self.stand_ins):
+            self.forget(launcher, quietly=True)
+        self.children, self.handed = {}, handed
         shared = (self.wakeup, self.wakeup_write)  # one would read the other's SIGCHLD
         self.wakeup, self.wakeup_write = wakeup_pipe()
         for fd in shared:
@@ -412,10 +429,12 @@ class Server:
         self.selector.register(handed, selectors.EVENT_READ, "handed")
         return "stand-in"
 
-    def forget(self, launcher):
-        """The launcher has ended: its stand-in gets no more, and ends with its copies."""
-        watch, ours = self.stand_ins.pop(launcher)
-        self.selector.unregister(watch)
+    def forget(self, launcher, quietly=False):
+        """The launcher has ended, or its stand-in has: that stand-in gets no more (it
+        ends with its copies), and the launcher's next agent gets another."""
+        watch, ours, _ = self.stand_ins.pop(launcher)
+        if not quietly:
+            self.selector.unregister(watch)
         os.close(watch)
         ours.close()
 
@@ -475,6 +494,9 @@ class Server:
                 except OSError:
                     pass
                 conn.close()
+            for launcher, (_, _, stand_in) in list(self.stand_ins.items()):
+                if stand_in == pid:  # ended before its launcher did: killed
+                    self.forget(launcher)
 
     def shim_gone(self, conn, pid):
         """The shim closed its end before its copy ended: it was killed. So is the
@@ -494,7 +516,7 @@ class Server:
         for each in (self.listener, self.handed, *conns, *self.children.values()):
             if each:
                 each.close()
-        for watch, ours in self.stand_ins.values():
+        for watch, ours, _ in self.stand_ins.values():
             os.close(watch)
             ours.close()
         os.close(self.wakeup)
@@ -522,13 +544,19 @@ def refuse(conn, fds):
     return None
 
 
-def launcher_of(pid):
+def launcher_of(pid, shells):
     """The process that started `pid` as lfs-s3-py's launcher() tells it: the parent,
-    or the parent's parent when the parent is a shell (git-lfs's sh -c)."""
+    or the parent's parent when the parent is one of its `shells` (git-lfs's sh -c)."""
     parent = int(read(f"/proc/{pid}/stat").rpartition(")")[2].split()[1])
-    if read(f"/proc/{parent}/comm").strip() not in ("sh", "dash", "bash"):
+    if read(f"/proc/{parent}/comm").strip() not in shells:
         return parent
     return int(read(f"/proc/{parent}/stat").rpartition(")")[2].split()[1])
+
+
+def shells(script):
+    """The shells the agent's launcher() looks through: its script's SHELLS."""
+    found = re.search(r"^SHELLS = (\([^)]*\))", read(script), re.M)
+    return ast.literal_eval(found.group(1))
 
 
 def read(path):

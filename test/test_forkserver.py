@@ -16,6 +16,7 @@ import forkserver
 
 PROBE = """#!/usr/bin/env python3
 import json, os, signal, subprocess, sys, time
+SHELLS = ("sh", "dash", "bash")  # as lfs-s3-py's: what its launcher() looks through
 if os.environ.get("PROBE_KILL"):
     os.kill(os.getpid(), int(os.environ["PROBE_KILL"]))
 if os.environ.get("PROBE_SLEEP"):
@@ -122,40 +123,68 @@ def test_what_would_start_another_python_runs_the_script_itself(probe, tmp_path)
 
 
 LAUNCHER = """
-import json, subprocess, sys
-def parent(*command):
+import json, os, subprocess, sys, time
+probe, mine, theirs = sys.argv[1:]
+def seen(*command):
     out = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
                          timeout=20).stdout
-    return json.loads(out)["parent"]
-probe = sys.argv[1]
-agents = [parent(probe), parent(probe), parent("sh", "-c", probe + "; true")]
-print(json.dumps([*agents, *{parent(probe, "install") for _ in range(10)}]))
+    report = json.loads(out)
+    return report["parent"], report["descriptors"]
+first = seen(probe)
+open(mine, "w").close()
+for _ in range(400):  # the other launcher has started an agent too: both are alive
+    if os.path.exists(theirs):
+        break
+    time.sleep(0.05)
+agents = [first, seen(probe), seen("sh", "-c", probe + "; true")]
+print(json.dumps({"agents": agents, "launcher": os.getpid(),
+                  "others": sorted({seen(probe, "install")[0] for _ in range(10)})}))
 """
 
 
 def test_agents_of_one_launcher_share_a_parent_and_those_of_another_do_not(
         tmp_path, fork_server):
     """As lfs-s3-py's launcher() sees them: the agents one process starts, itself or
-    through a shell, have one parent (its stand-in); another process's have another.
-    Its other commands are forked by the server. A stand-in ends after its launcher."""
+    through a shell, have one parent (its stand-in), while another process, alive at
+    the same time, has another for its own. Its other commands are forked by the
+    server (ten of them while stand-ins run). A stand-in ends after its launcher."""
     probe = probe_shim(tmp_path, fork_server, siblings=("",))
-    one, two = (json.loads(subprocess.run(
-        [sys.executable, "-c", LAUNCHER, str(probe)], capture_output=True, text=True,
-        timeout=60, env=environment()).stdout) for _ in range(2))
-    assert one[0] == one[1] == one[2] != one[3]
-    assert two[0] == two[1] == two[2] != one[0]
-    assert one[3:] == two[3:] == [fork_server.process.pid]  # each of ten, while a stand-in runs
+    ready = [tmp_path / "one-ready", tmp_path / "two-ready"]
+    launchers = [subprocess.Popen([sys.executable, "-c", LAUNCHER, str(probe), str(mine),
+                                   str(theirs)], stdout=subprocess.PIPE, text=True,
+                                  env=environment())
+                 for mine, theirs in (ready, ready[::-1])]
+    try:
+        one, two = (json.loads(launcher.communicate(timeout=60)[0]) for launcher in launchers)
+    finally:
+        for launcher in launchers:
+            launcher.kill()
+    for launched in (one, two):
+        assert len({parent for parent, _ in launched["agents"]}) == 1, launched
+        assert launched["agents"][0][0] != launched["launcher"]  # a copy: not exec'd
+        assert all(fds == [0, 1, 2, 3] for _, fds in launched["agents"])
+        assert launched["others"] == [fork_server.process.pid]
+    stand_ins = [one["agents"][0][0], two["agents"][0][0]]
+    assert stand_ins[0] != stand_ins[1] and fork_server.process.pid not in stand_ins
     # A stand-in for this process: it shares no pipe or socket with the server but
     # the standard descriptors, so neither reads what is the other's (a SIGCHLD).
-    stand_in = json.loads(subprocess.run([probe], capture_output=True, timeout=60,
-                                         env=environment()).stdout)["parent"]
-    assert stand_in not in (os.getpid(), fork_server.process.pid)
-    assert not channels(stand_in) & channels(fork_server.process.pid)
-    for _ in range(100):  # their launchers have ended: so do they, at once
-        if not any(os.path.exists(f"/proc/{pid}") for pid in (one[0], two[0])):
+    ours = json.loads(subprocess.run([probe], capture_output=True, timeout=60,
+                                     env=environment()).stdout)["parent"]
+    assert ours not in (os.getpid(), fork_server.process.pid, *stand_ins)
+    assert not channels(ours) & channels(fork_server.process.pid)
+    os.kill(ours, signal.SIGKILL)  # gone before its launcher: the next agent gets another
+    for _ in range(100):
+        if not os.path.exists(f"/proc/{ours}"):  # reaped
             break
         time.sleep(0.05)
-    assert not any(os.path.exists(f"/proc/{pid}") for pid in (one[0], two[0]))
+    again = json.loads(subprocess.run([probe], capture_output=True, timeout=60,
+                                      env=environment()).stdout)["parent"]
+    assert again not in (ours, os.getpid(), fork_server.process.pid, *stand_ins)
+    for _ in range(100):  # their launchers have ended: so do they, at once
+        if not any(os.path.exists(f"/proc/{pid}") for pid in stand_ins):
+            break
+        time.sleep(0.05)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in stand_ins)
 
 
 def channels(pid):
