@@ -105,7 +105,7 @@ class LocalS3:
     def _start_moto(self, timeout):
         binary = os.path.join(os.path.dirname(sys.executable), "moto_server")
         if not os.path.exists(binary):
-            raise RuntimeError("no 'moto_server' binary (pip install 'moto[server]')")
+            raise RuntimeError("no 'moto_server' binary (pip install 'moto[s3]' flask flask-cors)")
         self.workdir = tempfile.mkdtemp(prefix="git-remote-s3-moto-")
         port = free_ports(1)[0]
         self.log = open(os.path.join(self.workdir, "weed.out"), "wb")
