@@ -213,6 +213,9 @@ def test_pushers_under_random_faults_keep_what_was_acknowledged(world, proxy, pu
     for n, fault in enumerate(RANDOM_FAULTS):
         proxy.add(fault, method="GET" if fault == "cut" else None, chance=FAULT_CHANCE,
                   seed=seed + n, after=100, seconds=3)
+    # and one sure to fire: about one run in a hundred draws none by chance
+    sure = RANDOM_FAULTS[seed % len(RANDOM_FAULTS)]
+    proxy.add(sure, method="GET" if sure == "cut" else None, first=1, after=100, seconds=3)
     problems = []
     crew = [Pusher(world, i, world.clone(f"pusher{i}"), proxy.env,
                    random.Random(seed * 1000 + i), problems) for i in range(pushers)]
