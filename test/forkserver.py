@@ -215,6 +215,7 @@ def preload(scripts):
                 importlib.import_module(name)
     share_loader()
     share_hooks()
+    share_dataclass_code()
     import botocore.config
     import botocore.session
     config = botocore.config.Config(retries={"mode": "standard"})
@@ -262,6 +263,23 @@ def share_hooks():
         if self._event_aliases == aliases:
             self._alias_name_cache = aliased
     botocore.hooks.EventAliaser.__init__ = __init__
+
+
+def share_dataclass_code():
+    """dataclasses writes each class's __init__, __repr__, __eq__ as source text and
+    compiles it: 4.5 of the 7 ms a copy spends in git-remote-s3's body. The same text
+    compiles to the same code, so each text is compiled once (the server's run of the
+    bodies compiles them all) and executed as dataclasses would the text."""
+    import dataclasses
+    compiled = {}
+
+    def exec_(source, globals=None, locals=None):
+        if isinstance(source, str):
+            if source not in compiled:
+                compiled[source] = compile(source, "<string>", "exec", dont_inherit=True)
+            source = compiled[source]
+        return exec(source, globals, locals)
+    dataclasses.exec = exec_  # its name for the builtin, in its own module
 
 
 def share_loader():
