@@ -215,7 +215,9 @@ def preload(scripts):
                 importlib.import_module(name)
     share_loader()
     share_hooks()
+    share_client_parts()
     share_dataclass_code()
+    importlib.import_module("encodings.idna")  # the first connection encodes the host
     import botocore.config
     import botocore.session
     config = botocore.config.Config(retries={"mode": "standard"})
@@ -263,6 +265,36 @@ def share_hooks():
         if self._event_aliases == aliases:
             self._alias_name_cache = aliased
     botocore.hooks.EventAliaser.__init__ = __init__
+
+
+def share_client_parts():
+    """Two parts of every client depend only on what botocore read (the shared
+    loader's data, the same objects for every session): the tree of rules it parses
+    from the endpoint rule set (which answers the same for the same parameters), and
+    the client class with a method per operation of the model. Here each is made once
+    per rule set and model. The class's methods, and the handlers that add some
+    (creating-client-class), are the same for every session of one botocore."""
+    import botocore.client
+    import botocore.regions
+    providers, classes = {}, {}
+    provider = botocore.regions.EndpointProvider
+
+    def endpoint_provider(**kwargs):
+        key = tuple((name, id(value)) for name, value in sorted(kwargs.items()))
+        if key not in providers:  # kept with what it was made of: ids stay theirs
+            providers[key] = (kwargs, provider(**kwargs))
+        return providers[key][1]
+    botocore.regions.EndpointProvider = endpoint_provider
+
+    create_class = botocore.client.ClientCreator._create_client_class
+
+    def _create_client_class(self, service_name, service_model):
+        key = (service_name, id(service_model._service_description))
+        if key not in classes:
+            classes[key] = (service_model._service_description,
+                            create_class(self, service_name, service_model))
+        return classes[key][1]
+    botocore.client.ClientCreator._create_client_class = _create_client_class
 
 
 def share_dataclass_code():
