@@ -2,7 +2,9 @@
 push writes, compaction decisions."""
 
 import json
+import os
 import random
+import subprocess
 
 import pytest
 
@@ -277,3 +279,20 @@ def test_an_atomic_push_is_rejected_whole_and_each_warning_is_kept(helper_module
     (["--d"], False), (["origin", "main"], False)])
 def test_a_dry_run_is_read_from_git_pushs_arguments(helper_module, args, dry):
     assert helper_module.dry_run_in(args) is dry
+
+
+def test_orphaned_scratch_is_removed_and_one_gone_meanwhile_is_passed_over(
+        helper_module, tmp_path, monkeypatch):
+    """What a killed command left goes; a live one's stays; an entry removed between
+    the listing and the look (its command ending, another's clean-up) is no error."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    left = tmp_path / f"git-remote-s3-{ended.pid}-fetch-x"
+    (left / "objects").mkdir(parents=True)
+    live = tmp_path / f"git-remote-s3-{os.getpid()}-fetch-y"
+    live.mkdir()
+    listed = os.listdir
+    monkeypatch.setattr(os, "listdir",
+                        lambda d: [*listed(d), f"git-remote-s3-{ended.pid}-gone"])
+    helper_module.remove_orphans(str(tmp_path), "git-remote-s3-")
+    assert listed(tmp_path) == [live.name]
