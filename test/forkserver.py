@@ -441,10 +441,9 @@ class Server:
                 raise
             if pid == 0:
                 try:
-                    for fd in (watch, *fds):
-                        os.close(fd)
+                    os.close(watch)
                     ours.close()
-                    conn.close()
+                    release(conn, fds)
                     return self.stand_in(theirs)
                 except BaseException:  # the server finds it gone and makes another
                     os._exit(1)
@@ -456,10 +455,7 @@ class Server:
         except OSError:
             self.forget(launcher)  # it died: the next agent gets another
             raise
-        for fd in fds:
-            os.close(fd)
-        conn.close()
-        return None
+        return release(conn, fds)
 
     def stand_in(self, handed):
         """Become the stand-in for a launcher: fork the copies of the requests the
@@ -588,10 +584,14 @@ def refuse(conn, fds):
         conn.sendall(b"exec")
     except OSError:
         pass
+    return release(conn, fds)
+
+
+def release(conn, fds):
+    """Close a shim's connection and the descriptors it sent: no longer ours."""
     for fd in fds:
         os.close(fd)
     conn.close()
-    return None
 
 
 def launcher_of(pid, shells):
