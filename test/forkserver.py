@@ -272,8 +272,10 @@ def share_client_parts():
     loader's data, the same objects for every session): the tree of rules it parses
     from the endpoint rule set (which answers the same for the same parameters), and
     the client class with a method per operation of the model. Here each is made once
-    per rule set and model. The class's methods, and the handlers that add some
-    (creating-client-class), are the same for every session of one botocore."""
+    per rule set and model. The class is what every session of one botocore would make
+    only while no session has handlers of its own for creating-client-class: botocore's
+    are the same for all, and our scripts register theirs on a client (its
+    meta.events), never on a session; boto3's Session would add some."""
     import botocore.client
     import botocore.regions
     providers, classes = {}, {}
@@ -432,12 +434,15 @@ class Server:
         there is none yet: "stand-in" in the one just made, which takes it from there."""
         if launcher not in self.stand_ins:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            watch = None
             try:
                 watch = os.pidfd_open(launcher)  # readable once the launcher has ended
                 pid = os.fork()
             except OSError:
                 ours.close()
                 theirs.close()
+                if watch is not None:
+                    os.close(watch)
                 raise
             if pid == 0:
                 try:
