@@ -43,12 +43,13 @@ lint: venv
 # waiting (stalled answers, retry pauses), and idle workers steal queued tests.
 TEST_WORKERS ?= 4
 
+# -rs: every skip says why in the summary (a server that did not start, what moto lacks).
 test: venv git-lfs gnupg lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal test
+	$(BIN)/pytest -q -rs -n $(TEST_WORKERS) --dist worksteal test
 
 # The same suite against moto's standalone S3 server, a second implementation.
 test-moto: venv git-lfs gnupg lint
-	S3_TEST_SERVER=moto $(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal test
+	S3_TEST_SERVER=moto $(BIN)/pytest -q -rs -n $(TEST_WORKERS) --dist worksteal test
 
 demo: venv
 	$(BIN)/python test/s3server.py bash test/scenarios/quickstart.sh
