@@ -205,7 +205,9 @@ class ForkServer:
 def preload(scripts):
     """Import what the scripts import, and what botocore imports only when a client is
     made; read botocore's data once (share_loader) and keep what it works out about
-    its event handlers (share_hooks). Then run each script's body once, not as
+    its event handlers (share_hooks), a client's rule tree and class
+    (share_client_parts) and dataclasses' code (share_dataclass_code). Then run each
+    script's body once, not as
     __main__: what it leaves in the caches a copy shares (re's compiled patterns, a
     module imported on first use) saves every copy the work; a copy still runs its
     script from the first line."""
