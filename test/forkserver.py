@@ -207,10 +207,9 @@ def preload(scripts):
     made; read botocore's data once (share_loader) and keep what it works out about
     its event handlers (share_hooks), a client's rule tree and class
     (share_client_parts) and dataclasses' code (share_dataclass_code). Then run each
-    script's body once, not as
-    __main__: what it leaves in the caches a copy shares (re's compiled patterns, a
-    module imported on first use) saves every copy the work; a copy still runs its
-    script from the first line."""
+    script's body once, not as __main__: what it leaves in the caches a copy shares
+    (re's compiled patterns, a module imported on first use) saves every copy the work;
+    a copy still runs its script from the first line."""
     for script in scripts:
         with open(script) as f:
             for name in re.findall(r"^ *import ([\w.]+)$", f.read(), re.M):
