@@ -3,8 +3,9 @@
 Every git command a test runs starts git-remote-s3, and `git s3` starts git-s3. Before
 either does any work it spends about 0.35 s of CPU importing botocore, compiling itself
 and making a client (botocore reads 3 MB of JSON for it): most of what the whole suite
-cost. So the tests put a shim under each of those names on PATH (`write_shim()` writes
-it; `ForkServer` starts this server and places the shims). The shim hands its argv,
+cost. So the tests put a shim under each of those names on PATH (shim.c, which
+`write_shim()` compiles: a few thousand start a run, and a python one cost 15 ms of
+CPU each; `ForkServer` starts this server and places the shims). The shim hands its argv,
 environment, working directory, umask, parent's pid and standard descriptors to this
 server, which forks a copy of itself (botocore imported and its data read, the script
 compiled) and runs the real script in it as __main__, from its first line; the shim
@@ -40,7 +41,8 @@ server cannot hand over (a stand-in that died, a /proc it cannot read) execs, an
 alone, as an agent does whose siblings cannot be reached.
 
 GIT_TEST_S3_EXEC=1 makes every shim exec its script, as does a server that does not
-answer or cannot serve a request (a script that does not compile).
+answer or cannot serve a request (a script that does not compile). Without a C
+compiler there is no server: the names link to the scripts themselves.
 """
 
 import ast
@@ -64,95 +66,46 @@ import threading
 import time
 import traceback
 import types
+import warnings
 from pathlib import Path
 
-SHIM = """#!{python} -SE
-# Runs {script} in the tests' fork server (test/forkserver.py), or execs it.
-import _signal as signal, _socket as socket, os, struct, sys  # not socket, signal: 20 ms
-script, names, siblings = {script!r}, {names!r}, {siblings!r}
-FORWARDED = {{signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGCONT}}
-mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)  # until they can be passed on
-
-def run_here():
-    env = dict(os.environ)
-    if sys.flags.utf8_mode and env.get("LC_CTYPE") == "C.UTF-8":
-        del env["LC_CTYPE"]  # our own start's C locale coercion: the script does its own
-    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    link = names and os.path.join(names, os.path.basename(sys.argv[0]))
-    target = link if link and os.path.lexists(link) else script  # by the name we got
-    os.execve(target, [target] + sys.argv[1:], env)
-
-if os.environ.get("GIT_TEST_S3_EXEC") == "1":
-    run_here()
-umask = os.umask(0o22)
-os.umask(umask)
-python = ""  # what "#!/usr/bin/env python3" would start
-for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
-    python = os.path.join(entry or ".", "python3")
-    if os.access(python, os.X_OK) and not os.path.isdir(python):
-        break
-ignored = [n for n in signal.valid_signals() if n not in (signal.SIGKILL, signal.SIGSTOP)
-           and signal.getsignal(n) == signal.SIG_IGN]
-agent = str(int((sys.argv + [""])[1] in siblings))
-fields = [script, python, str(umask), str(os.getppid()), " ".join(map(str, map(int, ignored))),
-          " ".join(map(str, map(int, mask))), agent, str(len(sys.argv)), *sys.argv]
-fields += [f"{{k}}={{v}}" for k, v in os.environ.items()]
-request = "\\0".join(fields).encode("utf-8", "surrogateescape")
-try:  # no server, a closed standard descriptor, a directory we may not open: exec
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    server.connect({address!r})
-    here = os.open(".", os.O_RDONLY)
-    server.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                struct.pack("4i", 0, 1, 2, here))])
-    answer = server.recv(32)
-except OSError:
-    run_here()
-if answer in (b"exec", b""):  # not for the server, or it failed before it forked
-    run_here()
-pid = int(answer)
-
-def forward(number, frame):  # to all the script started, as a signal to our group would
-    for kill in (os.killpg, os.kill):
-        try:
-            return kill(pid, number)
-        except ProcessLookupError:
-            pass
-
-for number in FORWARDED:
-    signal.signal(number, forward)
-signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-status = server.recv(32)
-if not status:
-    sys.stderr.write("fatal: the tests' fork server went away\\n")
-    os._exit(125)
-status = int(status)
-if os.WIFSIGNALED(status):
-    number = os.WTERMSIG(status)
-    if number != signal.SIGKILL:
-        signal.signal(number, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
-    os.kill(os.getpid(), number)
-os._exit(os.waitstatus_to_exitcode(status) & 0xff)
-"""
+SHIM_SOURCE = Path(__file__).with_name("shim.c")
 
 
 def write_shim(path, script, address, names=None, siblings=()):
-    """Write an executable shim at `path` that runs `script` through the server.
+    """Compile a shim (shim.c) at `path` that runs `script` through the server.
     `names`: a directory of links to the script under the names it is started by, for
     the shim to exec it by the same name (lfs-s3-py is git-lfs-s3 too). `siblings`: the
     first arguments ("" for none) that start it as an agent, whose copy a stand-in
     for its launcher forks."""
-    with open(path, "w") as f:
-        f.write(SHIM.format(python=sys.executable, script=str(script), address=address,
-                            names=names and str(names), siblings=tuple(siblings)))
-    os.chmod(path, 0o755)
+    defines = {"SCRIPT": c_string(script), "NAMES": c_string(names) if names else "NULL",
+               "SIBLINGS": "".join(c_string(each) + "," for each in siblings),
+               "ADDRESS": c_string(address)}
+    proc = subprocess.run([compiler(), "-O2", "-o", str(path), str(SHIM_SOURCE),
+                           *(f"-D{name}={value}" for name, value in defines.items())],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"the shim did not compile:\n{proc.stderr}")
+
+
+def compiler():
+    """The C compiler for the shims ($CC, else cc), or None."""
+    return shutil.which(os.environ.get("CC") or "cc")
+
+
+def c_string(text):
+    """`text` (a str or path) as a C string literal."""
+    raw = os.fsencode(text)
+    return '"' + "".join(chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\{b:03o}"
+                         for b in raw) + '"'
 
 
 class ForkServer:
     """This server for one test worker, for the scripts in `root`: started with the
     environment a World gives its commands (LANG=C: the same stdio encoding), stopped
-    when we close its stdin. GIT_TEST_S3_EXEC=1 in pytest's environment turns it off."""
+    when we close its stdin. GIT_TEST_S3_EXEC=1 in pytest's environment turns it off,
+    as does a machine without a C compiler for the shims (under CI=true, an error):
+    `off` says why."""
 
     def __init__(self, root):
         self.root = root
@@ -160,8 +113,15 @@ class ForkServer:
     def __enter__(self):
         self.directory = tempfile.mkdtemp(prefix="git-remote-s3-forks-")
         self.address = os.path.join(self.directory, "socket")
-        self.process = None
+        self.process = self.off = None
         if os.environ.get("GIT_TEST_S3_EXEC") == "1":
+            self.off = "GIT_TEST_S3_EXEC=1"
+            return self
+        if not compiler():
+            self.off = "no C compiler (cc, or $CC) for its shims"
+            if os.environ.get("CI") == "true":  # CI's time depends on it
+                raise RuntimeError(f"no fork server: {self.off}")
+            warnings.warn(f"no fork server, so the tests run slower: {self.off}")
             return self
         env = {"LANG": "C", "PATH": os.environ["PATH"], "HOME": self.directory}
         self.process = subprocess.Popen(
@@ -494,7 +454,7 @@ class Server:
         fields = message.decode("utf-8", "surrogateescape").split("\0")
         script, python, umask, ppid, ignored, mask, agent, count = fields[:8]
         argv = fields[8:8 + int(count)]
-        env = dict(field.split("=", 1) for field in fields[8 + int(count):])
+        env = as_python_starts(dict(field.split("=", 1) for field in fields[8 + int(count):]))
         return dict(script=script, python=python, umask=int(umask), ppid=int(ppid),
                     ignored=[int(n) for n in ignored.split()],
                     mask=[int(n) for n in mask.split()], agent=agent == "1", argv=argv,
@@ -573,6 +533,17 @@ class Server:
             ours.close()
         os.close(self.wakeup)
         os.close(self.wakeup_write)
+
+
+def as_python_starts(env):
+    """`env` as a script's own python3 has it from its start: under the C locale (or
+    POSIX) it sets LC_CTYPE=C.UTF-8 (PEP 538), unless LC_ALL or PYTHONCOERCECLOCALE=0
+    says otherwise. The shim, not a python, has not."""
+    ctype = env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or "C"
+    if ctype in ("C", "POSIX") and not env.get("LC_ALL") and \
+            env.get("PYTHONCOERCECLOCALE") != "0":
+        return {**env, "LC_CTYPE": "C.UTF-8"}
+    return env
 
 
 def wakeup_pipe():

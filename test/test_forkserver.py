@@ -27,7 +27,7 @@ if os.environ.get("PROBE_SLEEP"):
     time.sleep(60)
 umask = os.umask(0)
 print(json.dumps({
-    "argv": sys.argv[1:], "name": __name__, "cwd": os.getcwd(), "umask": umask,
+    "argv0": sys.argv[0], "argv": sys.argv[1:], "name": __name__, "cwd": os.getcwd(), "umask": umask,
     "ppid": os.getppid(), "env": dict(os.environ),
     "parent": int(open("/proc/self/stat").read().rpartition(")")[2].split()[1]),
     "stdin": sys.stdin.read(), "executable": sys.executable, "path0": sys.path[0],
@@ -50,29 +50,36 @@ def probe(tmp_path, fork_server):
     return probe_shim(tmp_path, fork_server)
 
 
-def probe_shim(tmp_path, fork_server, siblings=()):
-    """A shim for the probe, and beside it (direct/probe) a link to the probe itself."""
+def probe_shim(tmp_path, fork_server, siblings=(), name="probe", text=PROBE):
+    """A shim for the probe (or `text`), and beside it (direct/<name>) a link to the
+    script itself."""
     if not fork_server.process:
-        pytest.skip("GIT_TEST_S3_EXEC=1: no fork server")
-    script = tmp_path / "probe-script"
-    script.write_text(PROBE)
+        pytest.skip(f"no fork server: {fork_server.off}")
+    script = tmp_path / f"{name}-script"
+    script.write_text(text)
     script.chmod(0o755)
     for directory in ("bin", "direct"):
-        (tmp_path / directory).mkdir()
-    (tmp_path / "direct" / "probe").symlink_to(script)
-    forkserver.write_shim(tmp_path / "bin" / "probe", script, fork_server.address,
+        (tmp_path / directory).mkdir(exist_ok=True)
+    (tmp_path / "direct" / name).symlink_to(script)
+    forkserver.write_shim(tmp_path / "bin" / name, script, fork_server.address,
                           siblings=siblings)
-    return tmp_path / "bin" / "probe"
+    return tmp_path / "bin" / name
 
 
 def direct(shim):
-    return shim.parent.parent / "direct" / "probe"
+    return shim.parent.parent / "direct" / shim.name
 
 
 def environment(**more):
     """As a World's commands have it: our python3 first on PATH, LANG=C."""
     return {"PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
             "LANG": "C", "TZ": "Asia/Tokyo", **more}
+
+
+def on_path(program, **more):
+    """environment() with `program`'s directory first on PATH."""
+    env = environment(**more)
+    return {**env, "PATH": f"{program.parent}{os.pathsep}{env['PATH']}"}
 
 
 def run(program, cwd, env=None, input="", prelude="umask 022"):
@@ -94,13 +101,17 @@ def seen(program, cwd, env=None, **kwargs):
 def test_a_script_sees_what_it_would_see_as_its_own_process(probe, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    kwargs = dict(env=environment(PROBE_EXIT="3"), input="in\rput\r\nmore\n",
-                  prelude="umask 027; trap '' HUP USR1")
-    forked, own, status, stderr = seen(probe, work, **kwargs)
+    kwargs = dict(input="in\rput\r\nmore\n", prelude="umask 027; trap '' HUP USR1")
+    # started by name, as git starts ours: argv[0] is where PATH found it
+    forked, own, status, stderr = seen("probe", work, on_path(probe, PROBE_EXIT="3"),
+                                       **kwargs)
     assert not own and status == "exit 3" and stderr == "on stderr\n"
-    real, own, status, stderr = seen(direct(probe), work, **kwargs)
+    real, own, status, stderr = seen("probe", work, on_path(direct(probe), PROBE_EXIT="3"),
+                                     **kwargs)
     assert own and status == "exit 3" and stderr == "on stderr\n"
-    assert forked == real
+    assert (forked.pop("argv0"), real.pop("argv0")) == (str(probe), str(direct(probe)))
+    assert {**forked, "env": None} == {**real, "env": None}
+    assert forked["env"] == {**real["env"], "PATH": forked["env"]["PATH"]}
     assert real["umask"] == 0o027 and real["stdin"] == "in\rput\r\nmore\n"
     assert real["cwd"] == str(work) and real["name"] == "__main__"
     assert real["executable"] == os.path.join(os.path.dirname(sys.executable), "python3")
@@ -118,7 +129,10 @@ def test_what_would_start_another_python_runs_the_script_itself(probe, tmp_path)
         env = {**environment(), **env}
         execed, own, status, _ = seen(probe, tmp_path, env)
         assert own and status == "exit 0", env
-        assert execed == seen(direct(probe), tmp_path, env)[0], env
+        real = seen(direct(probe), tmp_path, env)[0]
+        # exec'd by its own path (ForkServer: a link of the name it was started by)
+        assert execed.pop("argv0") == str(tmp_path / "probe-script")
+        assert {**execed, "argv0": real["argv0"]} == real, env
     assert not seen(probe, tmp_path)[1]
 
 
@@ -258,7 +272,7 @@ def test_a_script_ends_as_it_would_with_threads_atexit_and_its_output(
     message of sys.exit, a thread still running, what main() held released before
     atexit, atexit, stdout flushed last (the replaced one too), 120 when it cannot be."""
     if not fork_server.process:
-        pytest.skip("GIT_TEST_S3_EXEC=1: no fork server")
+        pytest.skip(f"no fork server: {fork_server.off}")
     script = tmp_path / "ending-script"
     script.write_text(ENDING)
     script.chmod(0o755)
