@@ -10,7 +10,9 @@ environment, working directory, umask, parent's pid and standard descriptors to 
 server, which forks a copy of itself (botocore imported and its data read, the script
 compiled) and runs the real script in it as __main__, from its first line; the shim
 waits and ends as the copy did: its exit status, or the signal that killed it. The copy
-ends as Python would, less the tear-down of its modules (end()). A shim whose script
+ends as Python would, less the tear-down of its modules (end()). A botocore client
+the copy makes for settings an earlier copy had is a copy of one the server made for
+them (SharedClients). A shim whose script
 would start in another interpreter (another python3 on PATH, PYTHON* variables, another
 locale) execs it instead.
 
@@ -49,8 +51,10 @@ import ast
 import atexit
 import builtins
 import gc
+import hashlib
 import importlib
 import importlib.machinery
+import json
 import os
 import re
 import selectors
@@ -294,10 +298,119 @@ def share_loader():
     botocore.session.create_loader = create_loader
 
 
+class SharedClients:
+    """A client costs a copy about 12 ms of CPU and 2,000 page faults, and most copies
+    make one for settings the copies before them had. So the first copy that makes
+    one for new settings asks the server for it (ask()), which makes one (make()), and
+    every copy forked since takes its own copy of that, once.
+
+    The settings are all a client is made of: the service and arguments, every AWS_*,
+    BOTO* and *proxy* variable, and what is in the config and credentials files
+    botocore reads. Only for a session without a profile or variables of its own
+    and with credentials from the environment: so no other source of credentials (a
+    credential_process, SSO, a role) is asked, here or for a copy. What a script does
+    to its client (handlers on its meta.events) stays in its copy."""
+
+    KEPT = 32  # clients, the newest
+
+    def __init__(self):
+        import botocore.session
+        self.made = {}      # settings -> a client made here for them
+        self.asked = set()  # settings a copy asked for: made once, or found unfit once
+        self.ask_at = None  # in a copy: the server's address
+        self.create = botocore.session.Session.create_client
+        shared = self
+
+        def create_client(self, service_name, *args, **kwargs):
+            settings = shared.settings(self, service_name, args, kwargs)
+            client = shared.made.pop(settings, None) if settings else None
+            if client is None:
+                client = shared.create(self, service_name, *args, **kwargs)
+                if settings and settings not in shared.asked and shared.ask_at:
+                    shared.ask(settings)
+            return client
+        botocore.session.Session.create_client = create_client
+
+    @staticmethod
+    def settings(session, service_name, args, kwargs):
+        """What a client of `session` made with these arguments is made of, as JSON
+        text; None where the server makes none."""
+        env = {name: value for name, value in os.environ.items() if aws_variable(name)}
+        if args or session._session_instance_vars or "AWS_PROFILE" in env or \
+                not (env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")):
+            return None
+        files = []
+        for name in ("config_file", "credentials_file"):
+            try:
+                with open(os.path.expanduser(session.get_config_variable(name)), "rb") as f:
+                    files.append(hashlib.sha256(f.read()).hexdigest())
+            except OSError as exc:
+                files.append(exc.errno)
+        config = kwargs.get("config")
+        try:
+            return json.dumps([service_name, {**kwargs, "config": config and
+                                              config._user_provided_options}, env, files],
+                              sort_keys=True)
+        except (TypeError, ValueError):  # an argument JSON does not hold
+            return None
+
+    def ask(self, settings):
+        """In a copy: ask the server for a client for `settings`, and go on at once."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as server:
+                server.setblocking(False)
+                server.connect(self.ask_at)
+                server.send(b"client\0" + json.dumps(
+                    {"settings": settings, "home": os.environ.get("HOME")}).encode())
+        except OSError:
+            pass  # busy or gone: a later copy asks again
+
+    def make(self, message):
+        """Make a client for the settings a copy asked for, in the environment it had
+        (ask()'s message)."""
+        import botocore.config
+        import botocore.session
+        ours = dict(os.environ)
+        try:
+            asked = json.loads(message)
+            if asked["settings"] in self.asked:
+                return
+            self.asked.add(asked["settings"])
+            service_name, kwargs, env, _ = json.loads(asked["settings"])
+            for name in filter(aws_variable, list(os.environ)):
+                del os.environ[name]
+            os.environ.update(env, HOME=asked["home"] or ours["HOME"])
+            session = botocore.session.Session()
+            if kwargs["config"] is not None:
+                kwargs["config"] = botocore.config.Config(**kwargs["config"])
+            client = self.create(session, service_name, **kwargs)
+            credentials = session.get_credentials()
+            # kept under what it was made of: the files may have changed since
+            settings = self.settings(session, service_name, (), kwargs)
+        except Exception:  # what the server cannot make a client of, the copy can
+            return
+        finally:
+            os.environ.clear()
+            os.environ.update(ours)
+        if settings and credentials and credentials.method == "env":
+            client._shared_by_fork_server = True  # for test_forkserver.py
+            self.made[settings] = client
+            while len(self.made) > self.KEPT:
+                del self.made[next(iter(self.made))]
+            gc.freeze()  # as what preload() made: the collector never writes it
+
+
+def aws_variable(name):
+    """Whether botocore may read the variable `name` while it makes a client."""
+    return name.startswith(("AWS_", "BOTO")) or "proxy" in name.lower()
+
+
 class Server:
     def __init__(self, address):
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.listener.bind(address)
+        self.address = address
+        self.clients = SharedClients()
         self.listener.listen(64)
         self.code = {}          # script -> (mtime, size, code object)
         self.children = {}      # pid -> the shim's connection
@@ -342,6 +455,9 @@ class Server:
             pid, uid, _ = struct.unpack("3i", conn.getsockopt(
                 socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
             message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 4)
+            if uid == os.getuid() and not fds and message.startswith(b"client\0"):
+                conn.close()  # a copy asking for a client: it does not wait
+                return self.clients.make(message[len(b"client\0"):])
             if uid != os.getuid() or len(fds) != 4:  # only our own shims
                 raise OSError("not a shim")
             request = self.parse(message)
@@ -377,6 +493,7 @@ class Server:
         the copy is told to the shim and watched."""
         if pid == 0:
             self.close(conn)
+            self.clients.ask_at = self.address
             return request, fds
         for fd in fds:
             os.close(fd)

@@ -136,6 +136,60 @@ def test_what_would_start_another_python_runs_the_script_itself(probe, tmp_path)
     assert not seen(probe, tmp_path)[1]
 
 
+CLIENT = """#!/usr/bin/env python3
+import json, botocore.config, botocore.session
+session = botocore.session.Session()
+config = botocore.config.Config(connect_timeout=7, retries={"mode": "standard",
+                                                           "total_max_attempts": 3})
+clients = [session.create_client("s3", config=config) for _ in range(2)]
+def seen(client):
+    credentials = client._request_signer._credentials
+    return {"key": credentials and [credentials.access_key, credentials.secret_key],
+            "region": client.meta.region_name, "endpoint": client.meta.endpoint_url,
+            "config": [client.meta.config.connect_timeout, client.meta.config.retries]}
+print(json.dumps({"shared": [getattr(c, "_shared_by_fork_server", False) for c in clients],
+                  "seen": [seen(c) for c in clients]}))
+"""
+
+
+def test_a_client_for_settings_seen_before_is_the_servers_and_only_for_those(
+        tmp_path, fork_server):
+    """A botocore client made with the settings of an earlier run is a copy of one
+    the server made for them (once per run: a second is made anew); any other
+    settings (variables, config files, a profile) get a client of their own, and
+    every run sees what it would see without the server."""
+    shim = probe_shim(tmp_path, fork_server, name="client", text=CLIENT)
+    aws = tmp_path / "home" / ".aws"
+    aws.mkdir(parents=True)
+    base = environment(HOME=str(aws.parent), AWS_ACCESS_KEY_ID="one",
+                       AWS_SECRET_ACCESS_KEY="secret", AWS_REGION="eu-west-1",
+                       AWS_ENDPOINT_URL_S3="http://127.0.0.1:9")
+
+    def shared(env):
+        """Which clients were the server's; asserts the run saw what it would."""
+        ran = [subprocess.run([program], capture_output=True, text=True, timeout=60,
+                              env=env) for program in (shim, direct(shim))]
+        assert [proc.stderr for proc in ran] == ["", ""], env
+        forked, real = (json.loads(proc.stdout) for proc in ran)
+        assert forked["seen"] == real["seen"] and not any(real["shared"]), env
+        return forked["shared"]
+
+    assert shared(base) == [False, False]  # new settings: the server makes a client
+    assert shared(base) == [True, False]
+    for change in ({"AWS_ACCESS_KEY_ID": "two"}, {"AWS_SECRET_ACCESS_KEY": "other"},
+                   {"AWS_REGION": "us-west-2"}, {"AWS_ENDPOINT_URL_S3": "http://[::1]:9"}):
+        assert shared({**base, **change}) == [False, False], change
+    assert shared(base) == [True, False]
+    del base["AWS_REGION"]
+    (aws / "config").write_text("[default]\nregion = ap-south-1\n")
+    assert shared(base) == [False, False]
+    assert shared(base) == [True, False]
+    (aws / "config").write_text("[default]\nregion = sa-east-1\n")
+    assert shared(base) == [False, False]
+    assert shared({**base, "AWS_PROFILE": "default"}) == [False, False]
+    assert shared({**base, "AWS_PROFILE": "default"}) == [False, False]  # never kept
+
+
 LAUNCHER = """
 import json, os, subprocess, sys, time
 probe, mine, theirs = sys.argv[1:]
