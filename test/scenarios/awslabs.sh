@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # awslabs' git-remote-s3 README walkthrough, command for command, against our scripts
-# as `make install` puts them on PATH (the LFS agent also as git-lfs-s3): create, push,
-# clone, branch, LFS, doctor, protect, delete-branch.
+# under every name `make install` gives them (the LFS agent also as git-lfs-s3; this
+# checkout has them all, as the tests' DEMO_BIN does): create, push, clone, branch,
+# LFS, doctor, protect, delete-branch. test_install.py runs `make install` itself.
 . "$(dirname "$0")/walkthrough.bash"
-make -s -C "$(dirname "$0")/../.." install PREFIX="$work/prefix" >/dev/null
-export PATH="$work/prefix/bin:$PATH"
 
 # Create a new repo
 run git init -q -b main my-repo
