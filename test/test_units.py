@@ -296,3 +296,62 @@ def test_orphaned_scratch_is_removed_and_one_gone_meanwhile_is_passed_over(
                         lambda d: [*listed(d), f"git-remote-s3-{ended.pid}-gone"])
     helper_module.remove_orphans(str(tmp_path), "git-remote-s3-")
     assert listed(tmp_path) == [live.name]
+
+
+def test_one_read_of_git_config_answers_as_git_config_would(helper_module, tmp_path,
+                                                             monkeypatch):
+    """--get, --get-all and --bool --get, from one `git config --list` (git_config):
+    git is the oracle, key by key."""
+    m = helper_module
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", repo], check=True)
+    with open(repo / ".git" / "config", "a") as config:
+        config.write('[s3]\n\tencryptTo = a b\n\tencryptTo = c\n\tsingleWriter\n'
+                     '\tkmsKeyId = " k "\n[S3 "Sub.Sec"]\n\tKey = v\n[b]\n\tt1 = yes\n'
+                     '\tt2 = off\n\tt3 = 2k\n\tt4 = 0\n\tt5 =\n\tt6 = maybe\n\tt7 = -1\n'
+                     '\tt8 = TRUE\n\tt8 = no\n')
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    m.git_config_values.cache_clear()
+
+    def git(*args):
+        return subprocess.run(["git", "config", *args], capture_output=True, text=True)
+    keys = ["s3.encryptTo", "s3.singleWriter", "s3.kmsKeyId", "s3.Sub.Sec.key",
+            "S3.Sub.Sec.KEY", "s3.sub.sec.key", "s3.missing"] + [f"b.t{n}" for n in range(1, 9)]
+    for key in keys:
+        got = git("--get", key)
+        assert m.git_config(key) == (got.stdout[:-1] if got.returncode == 0 else None), key
+        got = git("--get-all", key)
+        assert m.git_config(key, every=True) == (
+            got.stdout.split("\n")[:-1] if got.returncode == 0 else []), key
+        got = git("--bool", "--get", key)
+        assert m.git_config_bool(key) == (
+            got.stdout == "true\n" if got.returncode == 0 else None), key
+    assert m.encrypt_to() == ["a", "b", "c"]
+    m.git_config_values.cache_clear()
+
+
+def test_the_common_directory_is_found_from_git_dir_as_rev_parse_finds_it(
+        helper_module, tmp_path, monkeypatch):
+    m = helper_module
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", repo], check=True)
+    subprocess.run(["git", "-C", repo, "commit", "-q", "--allow-empty", "-m", "x"],
+                   check=True, env={**os.environ, "GIT_AUTHOR_NAME": "a",
+                                    "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
+                                    "GIT_COMMITTER_EMAIL": "a@b"})
+    subprocess.run(["git", "-C", repo, "worktree", "add", "-q", tmp_path / "tree"],
+                   check=True)
+    for cwd, git_dir in ((repo, ".git"), (tmp_path / "tree", None),
+                         (tmp_path / "tree", str(repo / ".git" / "worktrees" / "tree"))):
+        monkeypatch.chdir(cwd)
+        if git_dir:
+            monkeypatch.setenv("GIT_DIR", git_dir)
+        else:
+            monkeypatch.delenv("GIT_DIR", raising=False)
+        said = subprocess.run(["git", "rev-parse", "--git-common-dir"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        m.git_common_dir.cache_clear()
+        assert m.git_common_dir() == os.path.abspath(said) == str(repo / ".git")
+    m.git_common_dir.cache_clear()
