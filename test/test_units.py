@@ -354,4 +354,8 @@ def test_the_common_directory_is_found_from_git_dir_as_rev_parse_finds_it(
                               text=True, check=True).stdout.strip()
         m.git_common_dir.cache_clear()
         assert m.git_common_dir() == os.path.abspath(said) == str(repo / ".git")
+    monkeypatch.chdir(tmp_path)  # no repository: nothing to keep files in
+    monkeypatch.delenv("GIT_DIR")
+    m.git_common_dir.cache_clear()
+    assert m.git_common_dir() == "" and m.clone_path(m.S3Url("s3://bucket/p"), "x") == ""
     m.git_common_dir.cache_clear()
