@@ -18,22 +18,24 @@ $(BIN)/pytest: test/requirements.txt
 venv: $(BIN)/pytest
 
 # The LFS tests need git-lfs, the encryption tests gpg: installed with apt-get when we
-# are root, else we say how.
-git-lfs:
-	@command -v git-lfs >/dev/null || { \
+# are root, else we say how. From the package lists the machine has, when they still
+# lead to a package: an update fetches 20 MB of lists first.
+define apt_install
+	@command -v $(2) >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git-lfs >/dev/null; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq $(1) >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq $(1) >/dev/null; }; \
 	  else \
-	    echo "make: git-lfs is missing; install it (apt-get install git-lfs, or https://git-lfs.com) to run the LFS tests" >&2; \
+	    echo "make: $(2) is missing; install it ($(3)) to run the $(4) tests" >&2; \
 	  fi; }
+endef
+
+git-lfs:
+	$(call apt_install,git-lfs,git-lfs,apt-get install git-lfs or https://git-lfs.com,LFS)
 
 gnupg:
-	@command -v gpg >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnupg >/dev/null; \
-	  else \
-	    echo "make: gpg is missing; install GnuPG (apt-get install gnupg) to run the encryption tests" >&2; \
-	  fi; }
+	$(call apt_install,gnupg,gpg,apt-get install gnupg,encryption)
 
 # pyflakes reads the extension-less scripts when they are named: unused names fail.
 lint: venv
