@@ -4,8 +4,9 @@ Every test gets `world`: an isolated HOME and git config, the helper on PATH, th
 server's credentials in the environment, and its own `s3://bucket/<prefix>` URL.
 Without a server (no `weed` binary) tests skip locally; under CI=true they fail.
 
-Tests marked `long` are the long forms of quicker ones (more rounds of the same race);
-they run under CI=true or with GIT_REMOTE_S3_LONG_TESTS=1, and are left out otherwise.
+Tests marked `long` are the long forms of quicker ones marked `short` (more rounds of
+the same race): under CI=true or with GIT_REMOTE_S3_LONG_TESTS=1 the long forms run
+instead of the short ones, which they contain; otherwise the short ones run.
 """
 
 import functools
@@ -47,12 +48,13 @@ def load_script(name):
 def pytest_configure(config):
     config.addinivalue_line("markers", "long: the long form of a test (CI runs it; "
                             "GIT_REMOTE_S3_LONG_TESTS=1 make test does too)")
+    config.addinivalue_line("markers", "short: the quick form of a long test, left out "
+                            "where the long form runs")
 
 
 def pytest_collection_modifyitems(config, items):
-    left_out = []
-    if os.environ.get("CI") != "true" and os.environ.get("GIT_REMOTE_S3_LONG_TESTS") != "1":
-        left_out += [item for item in items if item.get_closest_marker("long")]
+    long = os.environ.get("CI") == "true" or os.environ.get("GIT_REMOTE_S3_LONG_TESTS") == "1"
+    left_out = [item for item in items if item.get_closest_marker("short" if long else "long")]
     if os.environ.get("S3_TEST_SERVER") == "moto":
         # Encryption happens in the client: the encrypted runs of the concurrency,
         # crash and fault suites face SeaweedFS only; moto runs test_encryption.py.

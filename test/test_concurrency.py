@@ -22,7 +22,8 @@ def push_all_at_once(world, clones, refspec_for):
     return [world.finish(p) for p in procs]
 
 
-@pytest.mark.parametrize("rounds", [3, pytest.param(10, marks=pytest.mark.long)])
+@pytest.mark.parametrize("rounds", [pytest.param(3, marks=pytest.mark.short),
+                                    pytest.param(10, marks=pytest.mark.long)])
 def test_same_branch_each_round_has_one_winner_and_no_commit_is_lost(world, rounds):
     seed = world.repo()
     world.git("push", "-q", "-u", "origin", "main", cwd=seed)
@@ -204,7 +205,7 @@ class Pusher:
 
 
 @pytest.mark.parametrize("pushers, operations", [
-    (3, 6), pytest.param(4, 20, marks=pytest.mark.long)])
+    pytest.param(3, 6, marks=pytest.mark.short), pytest.param(4, 20, marks=pytest.mark.long)])
 def test_pushers_under_random_faults_keep_what_was_acknowledged(world, proxy, pushers,
                                                                 operations, request):
     seed = int(os.environ.get("GIT_TEST_S3_SEED") or random.randrange(2 ** 32))
