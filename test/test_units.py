@@ -309,7 +309,12 @@ def test_one_read_of_git_config_answers_as_git_config_would(helper_module, tmp_p
         config.write('[s3]\n\tencryptTo = a b\n\tencryptTo = c\n\tsingleWriter\n'
                      '\tkmsKeyId = " k "\n[S3 "Sub.Sec"]\n\tKey = v\n[b]\n\tt1 = yes\n'
                      '\tt2 = off\n\tt3 = 2k\n\tt4 = 0\n\tt5 =\n\tt6 = maybe\n\tt7 = -1\n'
-                     '\tt8 = TRUE\n\tt8 = no\n')
+                     '\tt8 = TRUE\n\tt8 = no\n\tt9 = maybe\n\tt9 = yes\n[n]\n')
+        odd = ["3g", "2g", "2147483647", "2147483648", "-2147483648", "-2147483649",
+               "2097152k", "2097151k", "99999999999999999999", '" true"', '"true "',
+               '"\ttrue"', "\u0661", "0x10", "0x0", "010", "08", "0", "+7", "-0", "1m",
+               "0X1f", "on", "Off"]
+        config.write("".join(f"\tv{n} = {value}\n" for n, value in enumerate(odd)))
     monkeypatch.chdir(repo)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
@@ -318,7 +323,8 @@ def test_one_read_of_git_config_answers_as_git_config_would(helper_module, tmp_p
     def git(*args):
         return subprocess.run(["git", "config", *args], capture_output=True, text=True)
     keys = ["s3.encryptTo", "s3.singleWriter", "s3.kmsKeyId", "s3.Sub.Sec.key",
-            "S3.Sub.Sec.KEY", "s3.sub.sec.key", "s3.missing"] + [f"b.t{n}" for n in range(1, 9)]
+            "S3.Sub.Sec.KEY", "s3.sub.sec.key", "s3.missing"] + \
+        [f"b.t{n}" for n in range(1, 10)] + [f"n.v{n}" for n in range(len(odd))]
     for key in keys:
         got = git("--get", key)
         assert m.git_config(key) == (got.stdout[:-1] if got.returncode == 0 else None), key
@@ -329,6 +335,10 @@ def test_one_read_of_git_config_answers_as_git_config_would(helper_module, tmp_p
         assert m.git_config_bool(key) == (
             got.stdout == "true\n" if got.returncode == 0 else None), key
     assert m.encrypt_to() == ["a", "b", "c"]
+    # The pins are read afresh: another command may have pinned a newer write since.
+    git("s3-pin.s3://bucket/p.serial", "7")
+    assert m.git_config("s3-pin.s3://bucket/p.serial") is None  # what was read before
+    assert m.Pins(m.S3Url("s3://bucket/p")).serial == 7
     m.git_config_values.cache_clear()
 
 
@@ -344,7 +354,8 @@ def test_the_common_directory_is_found_from_git_dir_as_rev_parse_finds_it(
     subprocess.run(["git", "-C", repo, "worktree", "add", "-q", tmp_path / "tree"],
                    check=True)
     for cwd, git_dir in ((repo, ".git"), (tmp_path / "tree", None),
-                         (tmp_path / "tree", str(repo / ".git" / "worktrees" / "tree"))):
+                         (tmp_path / "tree", str(repo / ".git" / "worktrees" / "tree")),
+                         (tmp_path / "tree", ".git")):  # a gitfile, as `git s3` may get
         monkeypatch.chdir(cwd)
         if git_dir:
             monkeypatch.setenv("GIT_DIR", git_dir)
@@ -355,7 +366,11 @@ def test_the_common_directory_is_found_from_git_dir_as_rev_parse_finds_it(
         m.git_common_dir.cache_clear()
         assert m.git_common_dir() == os.path.abspath(said) == str(repo / ".git")
     monkeypatch.chdir(tmp_path)  # no repository: nothing to keep files in
-    monkeypatch.delenv("GIT_DIR")
-    m.git_common_dir.cache_clear()
-    assert m.git_common_dir() == "" and m.clone_path(m.S3Url("s3://bucket/p"), "x") == ""
+    for git_dir in (None, str(tmp_path / "nonexistent")):
+        if git_dir:
+            monkeypatch.setenv("GIT_DIR", git_dir)
+        else:
+            monkeypatch.delenv("GIT_DIR")
+        m.git_common_dir.cache_clear()
+        assert m.git_common_dir() == "" and m.clone_path(m.S3Url("s3://bucket/p"), "x") == ""
     m.git_common_dir.cache_clear()
