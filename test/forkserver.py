@@ -50,6 +50,7 @@ compiler there is no server: the names link to the scripts themselves.
 import ast
 import atexit
 import builtins
+import errno
 import gc
 import hashlib
 import importlib
@@ -58,6 +59,7 @@ import json
 import os
 import re
 import selectors
+import shlex
 import shutil
 import signal
 import socket
@@ -85,7 +87,7 @@ def write_shim(path, script, address, names=None, siblings=()):
     defines = {"SCRIPT": c_string(script), "NAMES": c_string(names) if names else "NULL",
                "SIBLINGS": "".join(c_string(each) + "," for each in siblings),
                "ADDRESS": c_string(address)}
-    proc = subprocess.run([compiler(), "-O2", "-o", str(path), str(SHIM_SOURCE),
+    proc = subprocess.run([*compiler(), "-O2", "-o", str(path), str(SHIM_SOURCE),
                            *(f"-D{name}={value}" for name, value in defines.items())],
                           capture_output=True, text=True)
     if proc.returncode:
@@ -93,8 +95,9 @@ def write_shim(path, script, address, names=None, siblings=()):
 
 
 def compiler():
-    """The C compiler for the shims ($CC, else cc), or None."""
-    return shutil.which(os.environ.get("CC") or "cc")
+    """The command that compiles the shims ($CC, else cc), or None."""
+    command = shlex.split(os.environ.get("CC") or "cc")
+    return command if command and shutil.which(command[0]) else None
 
 
 def c_string(text):
@@ -304,10 +307,11 @@ class SharedClients:
     one for new settings asks the server for it (ask()), which makes one (make()), and
     every copy forked since takes its own copy of that, once.
 
-    The settings are all a client is made of: the service and arguments, every AWS_*,
-    BOTO* and *proxy* variable, and what is in the config and credentials files
-    botocore reads. Only for a session without a profile or variables of its own
-    and with credentials from the environment: so no other source of credentials (a
+    The settings are all a client is made of: the service and arguments, every
+    variable but those botocore never reads (client_variables), and what is in the
+    config and credentials files it would read. Only for a session with nothing of
+    its own (a profile, variables, credentials or a default client config set on it)
+    and credentials from the environment: so no other source of credentials (a
     credential_process, SSO, a role) is asked, here or for a copy. What a script does
     to its client (handlers on its meta.events) stays in its copy."""
 
@@ -335,14 +339,17 @@ class SharedClients:
     def settings(session, service_name, args, kwargs):
         """What a client of `session` made with these arguments is made of, as JSON
         text; None where the server makes none."""
-        env = {name: value for name, value in os.environ.items() if aws_variable(name)}
-        if args or session._session_instance_vars or "AWS_PROFILE" in env or \
-                not (env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")):
+        env = client_variables(os.environ)
+        if args or session._session_instance_vars or session._credentials or \
+                session._client_config or not fit_for_sharing(env):
             return None
         files = []
-        for name in ("config_file", "credentials_file"):
+        for name in ("config_file", "credentials_file"):  # where botocore reads them
+            path = os.path.expanduser(os.path.expandvars(session.get_config_variable(name)))
             try:
-                with open(os.path.expanduser(session.get_config_variable(name)), "rb") as f:
+                if not os.path.isfile(path):  # botocore reads none other (a fifo)
+                    raise FileNotFoundError(errno.ENOENT, path)
+                with open(path, "rb") as f:
                     files.append(hashlib.sha256(f.read()).hexdigest())
             except OSError as exc:
                 files.append(exc.errno)
@@ -377,16 +384,20 @@ class SharedClients:
                 return
             self.asked.add(asked["settings"])
             service_name, kwargs, env, _ = json.loads(asked["settings"])
-            for name in filter(aws_variable, list(os.environ)):
+            if not fit_for_sharing(env):  # a message not from a copy: nothing is asked
+                return
+            for name in client_variables(os.environ):
                 del os.environ[name]
             os.environ.update(env, HOME=asked["home"] or ours["HOME"])
             session = botocore.session.Session()
             if kwargs["config"] is not None:
                 kwargs["config"] = botocore.config.Config(**kwargs["config"])
+            # kept under what it is made of: the files may have changed since
+            settings = self.settings(session, service_name, (), kwargs)
+            if settings is None:
+                return
             client = self.create(session, service_name, **kwargs)
             credentials = session.get_credentials()
-            # kept under what it was made of: the files may have changed since
-            settings = self.settings(session, service_name, (), kwargs)
         except Exception:  # what the server cannot make a client of, the copy can
             return
         finally:
@@ -397,12 +408,20 @@ class SharedClients:
             self.made[settings] = client
             while len(self.made) > self.KEPT:
                 del self.made[next(iter(self.made))]
-            gc.freeze()  # as what preload() made: the collector never writes it
 
 
-def aws_variable(name):
-    """Whether botocore may read the variable `name` while it makes a client."""
-    return name.startswith(("AWS_", "BOTO")) or "proxy" in name.lower()
+def client_variables(env):
+    """The variables of `env` that may bear on a client: all but git's (GIT_*, ours
+    among them), HOME (what botocore reads under it is in the settings by content)
+    and those of shells and gpg."""
+    return {name: value for name, value in env.items() if not name.startswith("GIT_")
+            and name not in ("HOME", "GNUPGHOME", "PWD", "OLDPWD", "SHLVL", "_")}
+
+
+def fit_for_sharing(env):
+    """Credentials from the environment, no profile: nothing else is asked for them."""
+    return bool(env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")) and \
+        "AWS_PROFILE" not in env
 
 
 class Server:

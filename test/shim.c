@@ -132,6 +132,21 @@ static void add_python(struct buffer *b)
     add(b, python);
 }
 
+/* Whether environ's entry at `variable` is one python's os.environ holds: a name,
+   "=", and no earlier entry of that name. */
+static int first_of_its_name(char **variable)
+{
+    const char *end = strchr(*variable, '=');
+    size_t length = end ? (size_t)(end - *variable) : 0;
+
+    if (!length)
+        return 0;
+    for (char **earlier = environ; earlier < variable; earlier++)
+        if (!strncmp(*earlier, *variable, length + 1))
+            return 0;
+    return 1;
+}
+
 static void forward(int number)  /* to all the script started, as to our group */
 {
     int saved = errno;
@@ -187,7 +202,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         add(&request, argv[i]);
     for (char **variable = environ; *variable; variable++)
-        if (strchr(*variable, '='))
+        if (first_of_its_name(variable))
             add(&request, *variable);
 
     /* No server, a closed standard descriptor, a directory we may not open: exec. */

@@ -6,6 +6,7 @@ the script did."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -137,8 +138,10 @@ def test_what_would_start_another_python_runs_the_script_itself(probe, tmp_path)
 
 
 CLIENT = """#!/usr/bin/env python3
-import json, botocore.config, botocore.session
+import json, os, botocore.config, botocore.session
 session = botocore.session.Session()
+if os.environ.get("PROBE_KEY"):
+    session.set_credentials(os.environ["PROBE_KEY"], "its secret")
 config = botocore.config.Config(connect_timeout=7, retries={"mode": "standard",
                                                            "total_max_attempts": 3})
 clients = [session.create_client("s3", config=config) for _ in range(2)]
@@ -146,6 +149,7 @@ def seen(client):
     credentials = client._request_signer._credentials
     return {"key": credentials and [credentials.access_key, credentials.secret_key],
             "region": client.meta.region_name, "endpoint": client.meta.endpoint_url,
+            "verify": client._endpoint.http_session._verify,
             "config": [client.meta.config.connect_timeout, client.meta.config.retries]}
 print(json.dumps({"shared": [getattr(c, "_shared_by_fork_server", False) for c in clients],
                   "seen": [seen(c) for c in clients]}))
@@ -177,7 +181,8 @@ def test_a_client_for_settings_seen_before_is_the_servers_and_only_for_those(
     assert shared(base) == [False, False]  # new settings: the server makes a client
     assert shared(base) == [True, False]
     for change in ({"AWS_ACCESS_KEY_ID": "two"}, {"AWS_SECRET_ACCESS_KEY": "other"},
-                   {"AWS_REGION": "us-west-2"}, {"AWS_ENDPOINT_URL_S3": "http://[::1]:9"}):
+                   {"AWS_REGION": "us-west-2"}, {"AWS_ENDPOINT_URL_S3": "http://[::1]:9"},
+                   {"REQUESTS_CA_BUNDLE": str(tmp_path / "ca.pem")}, {"PROBE_KEY": "mine"}):
         assert shared({**base, **change}) == [False, False], change
     assert shared(base) == [True, False]
     del base["AWS_REGION"]
@@ -188,6 +193,32 @@ def test_a_client_for_settings_seen_before_is_the_servers_and_only_for_those(
     assert shared(base) == [False, False]
     assert shared({**base, "AWS_PROFILE": "default"}) == [False, False]
     assert shared({**base, "AWS_PROFILE": "default"}) == [False, False]  # never kept
+    for region in ("eu-north-1", "af-south-1"):  # a config file named by a variable
+        (tmp_path / region).mkdir()
+        (tmp_path / region / "config").write_text(f"[default]\nregion = {region}\n")
+    named = {**base, "AWS_CONFIG_FILE": "$CONFIGS/config"}
+    assert shared({**named, "CONFIGS": str(tmp_path / "eu-north-1")}) == [False, False]
+    assert shared({**named, "CONFIGS": str(tmp_path / "eu-north-1")}) == [True, False]
+    assert shared({**named, "CONFIGS": str(tmp_path / "af-south-1")}) == [False, False]
+
+
+def test_a_request_for_a_client_runs_no_credential_source_and_garbage_is_ignored(
+        probe, tmp_path, fork_server):
+    """The server makes clients only for credentials from the environment: a message
+    from another process of ours (not a copy) cannot make it run a
+    credential_process, nor can a malformed one stop it."""
+    aws = tmp_path / "home" / ".aws"
+    aws.mkdir(parents=True)
+    ran = tmp_path / "ran"
+    (aws / "config").write_text(f"[default]\ncredential_process = sh -c 'touch {ran}'\n")
+    settings = json.dumps(["s3", {"config": None}, {"AWS_REGION": "us-east-1"}, [2, 2]])
+    for message in (json.dumps({"settings": settings, "home": str(aws.parent)}), "{",
+                    "[]", json.dumps({"settings": "[1]", "home": 3}), "\udcff"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as server:
+            server.connect(fork_server.address)
+            server.send(b"client\0" + message.encode(errors="surrogateescape"))
+    assert not seen(probe, tmp_path)[1]  # served, by a copy
+    assert not ran.exists()
 
 
 LAUNCHER = """
