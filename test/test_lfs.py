@@ -543,6 +543,7 @@ def test_a_sibling_works_alone_within_seconds_once_its_host_stops_answering(lfs)
     work, host, sibling, (x, y, z) = host_and_sibling(world)
     os.killpg(host.proc.pid, signal.SIGSTOP)  # alive, connected, and silent
     try:
+        stopped(host.proc.pid)
         started = time.monotonic()
         assert sibling.upload(work, z) == {"event": "complete", "oid": oid_of(z)}
         assert time.monotonic() - started < 20
@@ -551,6 +552,20 @@ def test_a_sibling_works_alone_within_seconds_once_its_host_stops_answering(lfs)
     assert "hosting transfers is gone: working alone" in sibling.stop()
     host.stop()
     assert sorted(lfs_keys(world)) == sorted(f"lfs/{oid_of(c)}" for c in (x, y, z))
+
+
+def stopped(pid):
+    """Wait until every thread of `pid` has stopped: a SIGSTOP takes effect as each
+    thread next runs, not when kill returns."""
+    for _ in range(500):
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        if all(state in "tT" for state in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop: {states}")
 
 
 def test_a_relay_sends_nothing_to_a_host_that_is_no_sibling(lfs, monkeypatch):
