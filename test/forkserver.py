@@ -4,7 +4,7 @@ Every git command a test runs starts git-remote-s3, and `git s3` starts git-s3. 
 either does any work it spends about 0.35 s of CPU importing botocore, compiling itself
 and making a client (botocore reads 3 MB of JSON for it): most of what the whole suite
 cost. So the tests put a shim under each of those names on PATH (shim.c, which
-`write_shim()` compiles: a few thousand start a run, and a python one cost 15 ms of
+`write_shim()` compiles: a few thousand start a run, and a python one cost 13 ms of
 CPU each; `ForkServer` starts this server and places the shims). The shim hands its argv,
 environment, working directory, umask, parent's pid and standard descriptors to this
 server, which forks a copy of itself (botocore imported and its data read, the script
@@ -403,7 +403,7 @@ class SharedClients:
         finally:
             os.environ.clear()
             os.environ.update(ours)
-        if settings and credentials and credentials.method == "env":
+        if credentials and credentials.method == "env":
             client._shared_by_fork_server = True  # for test_forkserver.py
             self.made[settings] = client
             while len(self.made) > self.KEPT:
