@@ -14,6 +14,7 @@ AWS_SECRET_ACCESS_KEY, S3_BUCKET), then stops the server.
 """
 
 import json
+import random
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ import time
 
 BUCKET = "test"
 SCOPED_PREFIX = "scoped"
+LOWEST_PORT = 12000  # to 22000, and 22000 to 32000 for +10000 (free_ports)
 KEYS = {
     "admin": ("GRSADMIN0000000000", "admin-secret-key-000000000000000000000"),
     "reader": ("GRSREADER000000000", "reader-secret-key-00000000000000000000"),
@@ -39,17 +41,21 @@ def weed_binary():
 
 
 def free_ports(count):
-    """Ports free on 127.0.0.1, with port+10000 free too (weed dials admin+10000)."""
-    ports = []
-    for _ in range(count * 50):
-        if len(ports) == count:
-            return ports
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 55000 and port not in ports and _is_free(port + 10000):
-            ports.append(port)
-    raise RuntimeError("could not find free ports on 127.0.0.1")
+    """Ports free on 127.0.0.1, each with port+10000 free too (weed dials admin+10000).
+
+    They are below the kernel's range for outgoing connections (32768 and up), where
+    a connection of another test, or of weed's own parts to each other, could take a
+    port between our check and weed's bind; and each test worker draws from its own
+    stretch, so that servers starting side by side do not draw the same one."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])
+    stretch = 10000 // workers
+    first = LOWEST_PORT + worker * stretch
+    candidates = random.sample(range(first, first + stretch), min(stretch, count * 50))
+    ports = [port for port in candidates if _is_free(port) and _is_free(port + 10000)]
+    if len(ports) < count:
+        raise RuntimeError("could not find free ports on 127.0.0.1")
+    return ports[:count]
 
 
 def _is_free(port):
@@ -164,9 +170,7 @@ class LocalS3:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                with open(os.path.join(self.workdir, "weed.out"), "rb") as log:
-                    said = log.read()[-2000:].decode(errors="replace")
-                raise EarlyExit(f"weed exited early:\n{said}")
+                raise EarlyExit(f"weed exited early:\n{self._said()}")
             try:
                 if create:
                     client.create_bucket(Bucket=self.bucket)
@@ -174,8 +178,14 @@ class LocalS3:
                 return
             except Exception:
                 time.sleep(0.2)
+        said = self._said()
         self.stop()
-        raise RuntimeError(f"weed did not answer on {self.endpoint} in {timeout}s")
+        raise RuntimeError(f"weed did not answer on {self.endpoint} in {timeout}s:\n{said}")
+
+    def _said(self):
+        """The end of the server's log."""
+        with open(os.path.join(self.workdir, "weed.out"), "rb") as log:
+            return log.read()[-2000:].decode(errors="replace")
 
     def stop(self):
         if self.process and self.process.poll() is None:

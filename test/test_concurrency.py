@@ -22,6 +22,7 @@ def push_all_at_once(world, clones, refspec_for):
     return [world.finish(p) for p in procs]
 
 
+@pytest.mark.early
 @pytest.mark.parametrize("rounds", [pytest.param(3, marks=pytest.mark.short),
                                     pytest.param(10, marks=pytest.mark.long)])
 def test_same_branch_each_round_has_one_winner_and_no_commit_is_lost(world, rounds):
@@ -52,6 +53,7 @@ def test_same_branch_each_round_has_one_winner_and_no_commit_is_lost(world, roun
     world.assert_fsck_clean(final)
 
 
+@pytest.mark.early
 def test_pushes_to_different_branches_at_the_same_moment_all_succeed(world):
     seed = world.repo()
     world.git("push", "-q", "origin", "main", cwd=seed)
@@ -204,6 +206,7 @@ class Pusher:
             self.problems.append(f"pusher {self.number}: {exc}")
 
 
+@pytest.mark.early
 @pytest.mark.parametrize("pushers, operations", [
     pytest.param(3, 6, marks=pytest.mark.short), pytest.param(4, 20, marks=pytest.mark.long)])
 def test_pushers_under_random_faults_keep_what_was_acknowledged(world, proxy, pushers,

@@ -18,6 +18,7 @@ def bundles_on_bucket(world):
     return sorted(k for k in world.keys() if k.startswith("bundles/"))
 
 
+@pytest.mark.early
 @pytest.mark.parametrize("phase", PHASES)
 def test_push_killed_at_each_phase(world, phase):
     work = world.repo()

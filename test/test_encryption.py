@@ -218,6 +218,7 @@ def test_no_change_writes_a_plaintext_manifest_over_an_encrypted_one(world, help
 
 # SSE-KMS: the bucket's own encryption with the user's KMS key
 
+@pytest.mark.early
 def test_sse_kms_with_the_chosen_key_on_every_object_written(lfs, proxy):
     """The test server has no KMS: the proxy notes what each request asked for and
     forwards it without (faultproxy's `kms`)."""
@@ -313,6 +314,7 @@ def test_a_dry_run_writes_nothing_not_even_the_encrypted_repository(world):
     assert json.loads(bucket_bytes(world)["manifest.json"])["encrypted"]
 
 
+@pytest.mark.early
 def test_a_locked_key_without_a_pinentry_is_named(world, tmp_path):
     home = tmp_path / "locked"
     home.mkdir(mode=0o700)

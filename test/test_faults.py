@@ -246,6 +246,7 @@ def under(fault):
         raise AssertionError(f"under the fault '{fault}': {exc}") from exc
 
 
+@pytest.mark.early
 @pytest.mark.parametrize("name", list(OPERATIONS))
 def test_transient_faults_are_absorbed_and_a_persistent_one_ends_in_one_line(
         request, world, proxy, name):
@@ -288,6 +289,7 @@ def test_transient_faults_are_absorbed_and_a_persistent_one_ends_in_one_line(
     healthy(world)
 
 
+@pytest.mark.early
 def test_by_default_a_request_is_sent_five_times_then_ends_in_one_line(world, proxy):
     work, _ = world.published()
     world.commit(work, "never lands")
@@ -675,6 +677,7 @@ def test_lfs_persistent_fault_is_a_per_object_error_and_nothing_half_downloaded(
     assert not (copy / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).exists()
 
 
+@pytest.mark.early
 def test_a_multipart_completion_whose_answer_was_lost_is_our_own(world, proxy):
     # botocore sends the completion again; the store no longer knows the upload
     # (UploadGone) or refuses the condition: the object of our size is ours.

@@ -50,6 +50,7 @@ def round_trip(world, bin_dir):
     assert "HEAD:       main" in shown.stdout and "LFS:        1 objects" in shown.stdout
 
 
+@pytest.mark.early
 def test_make_install_brings_its_own_boto3_where_the_system_python_has_none(lfs,
                                                                            system_python):
     world = lfs
@@ -76,6 +77,7 @@ def test_make_install_brings_its_own_boto3_where_the_system_python_has_none(lfs,
     assert not (prefix / "share" / "git-remote-s3").exists()
 
 
+@pytest.mark.early
 def test_pipx_installs_all_five_names_with_a_recent_boto3(lfs):
     world = lfs
     pipx = {"PIPX_HOME": str(world.tmp / "pipx"), "PIPX_BIN_DIR": str(world.tmp / "pipx-bin"),
@@ -94,6 +96,7 @@ def test_pyproject_asks_for_the_boto3_the_scripts_check_for():
     assert re.search(r'^dependencies = \["boto3>=(.*)"\]', pyproject, re.M).group(1) == MINIMUM
 
 
+@pytest.mark.early
 def test_a_boto3_too_old_ends_every_script_in_one_line(lfs, system_python):
     world = lfs
     venv = world.tmp / "old"

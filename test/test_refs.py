@@ -256,6 +256,7 @@ def test_gc_and_doctor_know_the_tables(world):
     assert f"'{world.url}' is healthy" in world.git_s3("doctor", world.url).stdout
 
 
+@pytest.mark.early
 @pytest.mark.parametrize("world", ["tables"], indirect=True)
 @pytest.mark.parametrize("name", ["push", "delete", "gc"])
 def test_with_tables_an_answer_lost_while_another_writer_commits_is_one_write(world, proxy,
