@@ -158,9 +158,13 @@ class World:
         self.tmp = tmp_path
         home = tmp_path / "home"
         home.mkdir()
+        # No upkeep of git's own (maintenance --auto after each commit and fetch, gc
+        # after a push to a local repository): it never touches ours, and started
+        # 1,600 processes a run.
         (home / ".gitconfig").write_text(
             "[user]\n\tname = Test\n\temail = test@example.com\n"
-            "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
+            "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
+            "[maintenance]\n\tauto = false\n[receive]\n\tautogc = false\n")
         self.env = {
             "HOME": str(home), "PATH": os.pathsep.join(
                 [str(bin_dir), os.path.dirname(sys.executable), os.environ["PATH"]]),
@@ -241,10 +245,15 @@ class World:
             self.git("remote", "add", "origin", self.url, cwd=path)
         return path
 
-    def published(self, commits=1):
-        """A repository pushed to our URL (main tracks origin/main) and a clone of it."""
+    def pushed(self, commits=1):
+        """A repository pushed to our URL (main tracks origin/main)."""
         work = self.repo(commits=commits)
         self.git("push", "-q", "-u", "origin", "main", cwd=work)
+        return work
+
+    def published(self, commits=1):
+        """pushed(), and a clone of it."""
+        work = self.pushed(commits)
         return work, self.clone("copy")
 
     def commit(self, repo, message="change", files=None):

@@ -28,7 +28,7 @@ def by_hand(world, *args):
 
 
 def test_their_repair_command_runs_git_s3(world):
-    work, _ = world.published()
+    work = world.pushed()
     checked = by_hand(world, "doctor", world.url)
     assert f"'{world.url}' is healthy" in checked.stdout
     world.git("push", "-q", "origin", "main:topic", cwd=work)
@@ -71,7 +71,7 @@ def test_at_a_terminal_it_never_waits_for_git(world):
 
 
 def test_their_git_s3_forms(world):
-    work, _ = world.published()
+    work = world.pushed()
     world.git("push", "-q", "origin", "main:topic", "main:kept", cwd=work)
     world.run("git-s3", "protect", world.url, "kept")
     assert world.manifest()["protected"] == ["refs/heads/kept"]

@@ -7,7 +7,7 @@ import pytest
 
 
 def test_a_healthy_repository_exits_0(world):
-    work, _ = world.published(commits=3)
+    work = world.pushed(commits=3)
     world.git("push", "-q", "origin", "main:topic", cwd=work)
     checked = world.git_s3("doctor", "origin", cwd=work)
     assert checked.stdout.strip().endswith(f"'{world.url}' is healthy")
@@ -21,7 +21,7 @@ def test_doctor_reads_each_log_part_once(world, proxy):
     """Whatever the bucket holds, doctor reads each part of the log once (it read the
     whole chain again for every bundle and table it listed)."""
     world.env["GIT_TEST_S3_LOG_KEPT"] = "1"
-    work, _ = world.published()
+    work = world.pushed()
     for i in range(4):
         world.commit(work, f"change {i}")
         world.git("push", "-q", "origin", "main", cwd=work)
@@ -33,7 +33,7 @@ def test_doctor_reads_each_log_part_once(world, proxy):
 
 
 def test_leftovers_of_a_killed_push_are_listed_and_fixed_after_the_grace_period(world):
-    work, _ = world.published()
+    work = world.pushed()
     world.commit(work, "killed")
     world.git("push", "origin", "main", cwd=work, ok=False,
               env={"GIT_TEST_S3_KILL_AT": "uploaded"})
@@ -57,7 +57,7 @@ def test_leftovers_of_a_killed_push_are_listed_and_fixed_after_the_grace_period(
 
 
 def test_a_missing_or_truncated_bundle_is_a_problem(world):
-    work, _ = world.published()
+    work = world.pushed()
     world.commit(work, "second")
     world.git("push", "-q", "origin", "main", cwd=work)
     first, second = [b["key"] for b in world.manifest()["bundles"]]
@@ -72,7 +72,7 @@ def test_a_missing_or_truncated_bundle_is_a_problem(world):
 
 
 def test_deep_finds_a_bundle_damaged_inside(world):
-    work, _ = world.published(commits=2)
+    work = world.pushed(commits=2)
     key = world.manifest()["bundles"][0]["key"]
     data = bytearray(world.s3.get_object(Bucket=world.server.bucket,
                                          Key=f"{world.prefix}/{key}")["Body"].read())
@@ -83,7 +83,7 @@ def test_deep_finds_a_bundle_damaged_inside(world):
 
 
 def test_head_naming_no_branch_is_repaired_by_fix(world):
-    work, _ = world.published()
+    work = world.pushed()
     manifest = world.manifest()
     manifest["head"] = "refs/heads/gone"
     world.put("manifest.json", json.dumps(manifest))
@@ -95,7 +95,7 @@ def test_head_naming_no_branch_is_repaired_by_fix(world):
 
 
 def test_a_corrupt_manifest_is_a_problem(world):
-    work, _ = world.published()
+    work = world.pushed()
     world.put("manifest.json", b"{broken")
     found = world.git_s3("doctor", "origin", cwd=work, ok=False)
     assert found.returncode == 1
@@ -103,7 +103,7 @@ def test_a_corrupt_manifest_is_a_problem(world):
 
 
 def test_garbage_is_reported_and_gc_drops_it(world):
-    work, _ = world.published()
+    work = world.pushed()
     world.git("switch", "-q", "-c", "topic", cwd=work)
     for i in range(3):
         world.commit(work, f"topic {i}")
@@ -136,7 +136,7 @@ def test_garbage_is_reported_and_gc_drops_it(world):
 
 
 def test_clones_and_pushes_during_gc_succeed_and_nothing_is_lost(world):
-    work, _ = world.published()
+    work = world.pushed()
     for i in range(6):
         world.commit(work, f"history {i}")
         world.git("push", "-q", "origin", "main", cwd=work)
@@ -161,7 +161,7 @@ def test_clones_and_pushes_during_gc_succeed_and_nothing_is_lost(world):
 
 
 def test_deep_compares_each_bundle_header_with_the_manifest(world):
-    work, _ = world.published()
+    work = world.pushed()
     manifest = world.manifest()
     bundle = manifest["bundles"][0]
     bundle["tips"] = {"refs/heads/renamed": bundle["tips"]["refs/heads/main"]}
@@ -173,7 +173,7 @@ def test_deep_compares_each_bundle_header_with_the_manifest(world):
 
 
 def test_keys_that_are_not_ours_are_named_and_never_removed(world):
-    work, _ = world.published()
+    work = world.pushed()
     world.put("notes/readme.txt", b"somebody else's file")
     grace = {"GIT_TEST_S3_RETIRE_GRACE": "0"}
     fixed = world.git_s3("doctor", "--fix", "origin", cwd=work, env=grace)
@@ -186,7 +186,7 @@ def test_keys_that_are_not_ours_are_named_and_never_removed(world):
 def test_read_only_credentials_check_all_but_the_store(world):
     if "reader" not in world.server.keys:
         pytest.skip("the endpoint has no read-only identity")
-    work, _ = world.published()
+    work = world.pushed()
     key, secret = world.server.keys["reader"]
     checked = world.git_s3("doctor", "origin", cwd=work,
                            env={"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret})

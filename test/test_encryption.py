@@ -267,7 +267,7 @@ def test_deleting_a_branch_of_an_encrypted_zip_url_names_no_key(world, gpg_keys)
 
 def test_scratch_left_by_a_killed_gc_is_removed_by_the_next_command(world, gpg_keys, proxy):
     world.encrypt(gpg_keys)
-    work, _ = world.published(commits=2)
+    work = world.pushed(commits=2)
     temp = world.tmp / "temp"
     temp.mkdir()
     proxy.add("delay", method="GET", key=r"/bundles/", seconds=30)

@@ -291,7 +291,7 @@ def test_transient_faults_are_absorbed_and_a_persistent_one_ends_in_one_line(
 
 @pytest.mark.early
 def test_by_default_a_request_is_sent_five_times_then_ends_in_one_line(world, proxy):
-    work, _ = world.published()
+    work = world.pushed()
     world.commit(work, "never lands")
     before = manifest_version(world)
     proxy.add("503", method="PUT", key=r"manifest\.json$")
@@ -367,7 +367,7 @@ def test_a_body_cut_short_every_time_ends_in_one_line(world, proxy):
                                   ["--atomic", "origin", "+main", "+topic"]],
                          ids=["lease", "delete", "atomic"])
 def test_a_manifest_write_whose_answer_was_lost_is_our_own(world, proxy, push):
-    work, _ = world.published(commits=2)
+    work = world.pushed(commits=2)
     world.git("push", "-q", "origin", "main:topic", cwd=work)
     world.git("fetch", "-q", "origin", cwd=work)
     world.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
@@ -630,7 +630,7 @@ def test_a_store_that_ignores_conditions_is_refused_before_the_first_push(world,
 
 
 def test_doctor_tells_whether_the_store_enforces_conditional_writes(world, proxy):
-    work, _ = world.published()
+    work = world.pushed()
     checked = world.git_s3("doctor", "origin", cwd=work)
     assert "store:     enforces conditional writes" in checked.stdout
     proxy.add("ignore", method="PUT")

@@ -130,7 +130,7 @@ def test_dry_run_writes_nothing_to_the_bucket(world):
 
 
 def test_a_refusal_is_explained_once_however_often_the_push_is_judged(world, proxy):
-    work, _ = world.published()
+    work = world.pushed()
     world.git("push", "-q", "origin", "main:other", cwd=work)
     world.commit(work, "more")
     proxy.add("412", method="PUT", key=r"manifest\.json$", first=1)  # as if raced

@@ -57,7 +57,7 @@ def test_a_force_push_is_logged_and_restore_puts_the_branch_back(world):
 
 
 def test_a_deleted_branch_comes_back_and_a_time_or_an_id_picks_the_version(world):
-    work, _ = world.published()
+    work = world.pushed()
     world.git("switch", "-q", "-c", "release", cwd=work)
     first = world.commit(work, "release one")
     world.git("push", "-q", "origin", "release", cwd=work)
@@ -203,7 +203,7 @@ def test_a_push_of_many_refs_logs_them_in_a_part_and_the_manifest_stays_small(wo
 
 
 def test_short_names_hostile_entries_and_odd_idents(world):
-    work, _ = world.published()
+    work = world.pushed()
     world.git("tag", "main", cwd=work)  # a tag named like the branch
     world.git("push", "-q", "origin", "refs/tags/main", cwd=work)
     both = world.git_s3("restore", "origin", "main", cwd=work, ok=False)
@@ -223,7 +223,7 @@ def test_short_names_hostile_entries_and_odd_idents(world):
 
 
 def test_what_restore_and_gc_cannot_do_ends_in_one_line(world):
-    work, _ = world.published()
+    work = world.pushed()
     created = world.git_s3("restore", "origin", "main", cwd=work, ok=False)
     assert fatal_line(created) == ("fatal: the last change to 'refs/heads/main' created "
                                    "it: there is nothing before it to restore")

@@ -6,7 +6,7 @@ import pytest
 
 
 def test_info_shows_refs_head_protection_bundles_and_lfs(world):
-    work, _ = world.published(commits=2)
+    work = world.pushed(commits=2)
     world.git("push", "-q", "origin", "main:topic", cwd=work)
     world.git_s3("protect", "origin", "main", cwd=work)
     world.put(f"lfs/{'a' * 64}", b"x" * 2048)
@@ -45,7 +45,7 @@ def test_a_protected_branch_fast_forwards_but_refuses_force_and_delete(world):
 
 
 def test_delete_branch_refuses_head_and_protected_branches_unless_forced(world):
-    work, _ = world.published()
+    work = world.pushed()
     world.git("push", "-q", "origin", "main:topic", "main:kept", cwd=work)
     world.git_s3("protect", "origin", "kept", cwd=work)
 
@@ -71,7 +71,7 @@ def test_delete_branch_refuses_head_and_protected_branches_unless_forced(world):
 
 
 def test_set_head_changes_what_clones_check_out(world):
-    work, _ = world.published()
+    work = world.pushed()
     world.git("switch", "-q", "-c", "develop", cwd=work)
     develop = world.commit(work, "on develop")
     world.git("push", "-q", "origin", "develop", cwd=work)
@@ -87,7 +87,7 @@ def test_set_head_changes_what_clones_check_out(world):
 
 def test_a_change_races_a_push_and_both_land(world):
     """git s3 writes the manifest conditionally, as pushes do: neither is lost."""
-    work, _ = world.published()
+    work = world.pushed()
     world.git("push", "-q", "origin", "main:topic", cwd=work)
     pushes = []
     for i in range(3):
@@ -111,7 +111,7 @@ def test_a_change_races_a_push_and_both_land(world):
     (["protect", "origin", "bad..name"], "fatal: 'bad..name' is not a valid branch name"),
 ])
 def test_bad_input_gets_one_clear_line(world, args, message):
-    work, _ = world.published()
+    work = world.pushed()
     before = world.snapshot()
     refused = world.git_s3(*args, cwd=work, ok=False)
     assert message in refused.stderr and "Traceback" not in refused.stderr
@@ -135,7 +135,7 @@ def test_every_command_has_help(world):
 
 
 def test_a_manifest_of_a_newer_format_is_not_changed(world, helper_module):
-    work, _ = world.published()
+    work = world.pushed()
     manifest = world.manifest()
     manifest["format"] = helper_module.FORMAT + 1
     world.put("manifest.json", json.dumps(manifest))
@@ -146,7 +146,7 @@ def test_a_manifest_of_a_newer_format_is_not_changed(world, helper_module):
 
 
 def test_verbose_explains_every_s3_call_before_or_after_the_command(world):
-    work, _ = world.published()
+    work = world.pushed()
     for args in (["-v", "info", "origin"], ["info", "-v", "origin"]):
         shown = world.git_s3(*args, cwd=work)
         assert "s3: GetObject s3://" in shown.stderr and "manifest.json" in shown.stderr

@@ -211,7 +211,7 @@ def test_a_partial_clone_finishes_and_everything_works_in_it(world):
     """git marks the clone partial before it fetches: the helper's own git commands
     must not fetch lazily from the remote, which would start the helper again, and
     again (GIT_TRACE to a file sees every process of every level)."""
-    work, _ = world.published(commits=3)
+    work = world.pushed(commits=3)
     world.git("push", "-q", "origin", "main:topic", cwd=work)
     trace = world.tmp / "trace"
     cloned = world.git("clone", "--filter=blob:none", world.url, world.tmp / "partial",
