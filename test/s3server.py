@@ -3,7 +3,8 @@
 As a module: `LocalS3` starts weed on 127.0.0.1 with free ports, bucket auto-creation
 off and three identities (full rights, read-only, one prefix), and stops it by PID.
 With `S3_TEST_SERVER=moto` it starts moto's standalone server instead (a second,
-independent S3 implementation; it has one identity and checks no signatures).
+independent S3 implementation; it has one identity and checks no signatures), through
+motoserver.py, which makes its conditional writes atomic.
 `S3_TEST_ENDPOINT` (with `S3_TEST_ACCESS_KEY`, `S3_TEST_SECRET_KEY`, `S3_TEST_BUCKET`,
 optionally `S3_TEST_READONLY_ACCESS_KEY` / `S3_TEST_READONLY_SECRET_KEY`) points
 everything at another endpoint instead.
@@ -13,6 +14,7 @@ endpoint and keys in its environment (AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, S3_BUCKET), then stops the server.
 """
 
+import importlib.util
 import json
 import random
 import os
@@ -109,14 +111,15 @@ class LocalS3:
                     raise
 
     def _start_moto(self, timeout):
-        binary = os.path.join(os.path.dirname(sys.executable), "moto_server")
-        if not os.path.exists(binary):
-            raise RuntimeError("no 'moto_server' binary (pip install 'moto[s3]' flask flask-cors)")
+        if importlib.util.find_spec("moto") is None:
+            raise RuntimeError("no moto (pip install 'moto[s3]' flask flask-cors)")
         self.workdir = tempfile.mkdtemp(prefix="git-remote-s3-moto-")
         port = free_ports(1)[0]
         self.log = open(os.path.join(self.workdir, "weed.out"), "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        self.process = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)],
+        server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "motoserver.py")
+        self.process = subprocess.Popen([sys.executable, server, "-H", "127.0.0.1",
+                                         "-p", str(port)],
                                         stdout=self.log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env)
         self.endpoint = f"http://127.0.0.1:{port}"
