@@ -17,6 +17,10 @@ $(BIN)/pytest: test/requirements.txt
 
 venv: $(BIN)/pytest
 
+$(BIN)/moto_server: $(BIN)/pytest test/requirements-moto.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r test/requirements-moto.txt
+	touch $@
+
 # The LFS tests need git-lfs, the encryption tests gpg: installed with apt-get when we
 # are root, else we say how. From the package lists the machine has, when they still
 # lead to a package: an update fetches 20 MB of lists first.
@@ -51,7 +55,7 @@ test: venv git-lfs gnupg lint
 	$(BIN)/pytest -q -rs -n $(TEST_WORKERS) --dist worksteal test
 
 # The same suite against moto's standalone S3 server, a second implementation.
-test-moto: venv git-lfs gnupg lint
+test-moto: venv $(BIN)/moto_server git-lfs gnupg lint
 	S3_TEST_SERVER=moto $(BIN)/pytest -q -rs -n $(TEST_WORKERS) --dist worksteal test
 
 demo: venv
