@@ -16,8 +16,8 @@ AWS_SECRET_ACCESS_KEY, S3_BUCKET), then stops the server.
 
 import importlib.util
 import json
-import random
 import os
+import random
 import shutil
 import signal
 import socket
